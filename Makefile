@@ -1,0 +1,63 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   from nothing to a trained, gated, registered and served model (synthetic default)
+#   make test   the whole test suite (what CI runs through .ci/run)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export MLFLOW_DISABLE_TELEMETRY := true
+export BENTOML_DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+export UV_PYTHON := 3.11
+export PYTHONUNBUFFERED := 1
+
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+VENV := .venv
+RUN := $(UV) run --frozen --no-sync
+APT_PACKAGES := chromium git
+
+.PHONY: help setup uv system-deps demo test lint format clean
+
+help:
+	@echo "make demo   - set up, then build data, validate, train, gate, register and serve"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make lint   - ruff"
+
+uv:
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
+
+# The locked environment; re-synced only when the lock or the project changes.
+$(VENV)/.synced: pyproject.toml uv.lock | uv
+	$(UV) sync --frozen --compile-bytecode
+	touch $@
+
+setup: $(VENV)/.synced
+
+# Debian packages the tests need (Chromium for the browser test); skipped when present.
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: setup
+	$(RUN) python -m dove_model.demo
+
+test: setup system-deps
+	$(RUN) ruff check .
+	$(RUN) pytest -q
+
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: setup
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+clean:
+	rm -rf data/prepared reports artifacts mlruns local_outputs .cache

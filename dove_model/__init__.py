@@ -1,0 +1,1 @@
+"""DOVE-Ops: remote sensing image-text retrieval with DOVE."""

@@ -1,0 +1,52 @@
+"""The ``dove`` command line: one sub-command per stage, each a thin shell over the library.
+
+Command modules live in ``dove_model/commands/`` (one per area) and import their heavy
+dependencies inside the command functions, so ``dove --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from dove_model.commands import data, model, registry, serving
+from dove_model.commands.common import DEFAULT_PARAMS, ParamsOption
+from dove_model.errors import DoveError
+
+app = typer.Typer(
+    name="dove",
+    help="DOVE-Ops: train, gate, register and serve DOVE remote sensing image-text retrieval.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """DOVE-Ops: train, gate, register and serve DOVE remote sensing image-text retrieval."""
+
+
+for _module in (data, model, registry, serving):
+    _module.register(app)
+
+
+@app.command("params")
+def show_params(params_file: ParamsOption = DEFAULT_PARAMS) -> None:
+    """Validate the parameter file and print it with every default filled in."""
+    import yaml
+
+    from dove_model.config import load_params
+
+    params = load_params(params_file)
+    typer.echo(yaml.safe_dump(params.model_dump(mode="json", by_alias=True), sort_keys=False))
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except DoveError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,249 @@
+"""Typed parameters: ``params.yaml`` is the single source; this module validates it.
+
+Each stage reads its own section. Nothing here touches disk or the environment at import
+time: call :func:`load_params` once at the entry point and pass the result down.
+
+Section owners (keep edits inside your section): data/validate -> data layer;
+model/train/evaluate -> model library; register/pipeline -> pipeline; index/serve -> serving.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dove_model.errors import ConfigError
+
+DEFAULT_PARAMS_FILE = Path("params.yaml")
+
+
+class Section(BaseModel):
+    """Base for every section: unknown keys are an error (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- data layer
+class SynthParams(Section):
+    n_images: int = Field(2000, ge=12)
+    seed: int = 0
+    image_size: int = Field(256, ge=64, le=1024)
+    val_fraction: float = Field(0.1, ge=0.0, lt=0.5)
+    test_fraction: float = Field(0.1, ge=0.0, lt=0.5)
+    captions_per_image: int = Field(5, ge=1, le=10)
+
+
+class DataParams(Section):
+    source: Literal["synth", "karpathy", "amfmn", "pir", "csv"] = "synth"
+    path: str | None = None  # input of a real format (file or folder)
+    images_dir: str | None = None  # where the images of a real format live, if elsewhere
+    name: str = "synth"
+    prepared_dir: str = "data/prepared"  # canonical layout: images/ + manifest.parquet
+    link_images: bool = True  # hard-link (fallback: copy) real images; never re-encode
+    synth: SynthParams = SynthParams()
+
+
+class Bounds(Section):
+    min: float
+    max: float
+
+
+class ValidateParams(Section):
+    report_dir: str = "reports/validation"
+    caption_tokens: Bounds = Bounds(min=2, max=60)
+    captions_per_image: Bounds = Bounds(min=1, max=10)
+    image_side: Bounds = Bounds(min=32, max=8192)
+    blank_std: float = 2.0  # pixel standard deviation below this = blank image
+    max_oov_rate: float = 0.25  # val/test words unknown to the train vocabulary
+    max_cross_split_caption_rate: float = 1.0  # warning only: share of test captions in train
+    sample_images: int | None = None  # decode only this many images (None = all)
+
+
+# ------------------------------------------------------------------------ model library
+class ModelParams(Section):
+    backbone: str = "resnet50"
+    pretrained: bool = False  # True needs timm weights cached locally or pretrained_path
+    pretrained_path: str | None = None
+    freeze_backbone: bool = True
+    embed_dim: int = 512
+    word_dim: int = 300
+    max_len: int = 47
+    vocab_min_freq: int = 5
+    glove_path: str | None = None
+    region_grids: list[int] = [2, 3, 4]  # [ours] 4 + 9 + 16 = 29 grid regions
+    region_level: Literal["C4", "C5"] = "C5"
+    boxes_file: str | None = None  # per-image detector boxes instead of the grid
+    global_fusion: Literal["mean", "learned"] = "mean"
+    use_roam: bool = True
+    use_dtga: bool = True
+    share_attention: bool = False  # [ours] DTGA: one attention map for both directions
+    lambda_g: float = 1.0
+    margin: float = 0.2
+    hardest_negative: bool = False
+
+
+class TrainProfile(Section):
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(100, ge=2)
+    lr: float = 2e-4
+    lr_decay: float = 0.7
+    lr_step_epochs: int = 20
+    resize: int = 278
+    crop: int = 256
+    eval_size: int = 256
+    rotation_degrees: float = 90.0
+    num_workers: int = 0
+    amp: bool = True  # bf16 autocast on GPU; ignored on CPU
+    compile: bool = False
+    early_stopping_patience: int = 10
+    max_minutes: float | None = None  # stop after this wall-clock budget
+    grad_clip: float | None = 2.0
+    model: dict[str, Any] = {}  # overrides of the model section for this profile
+
+
+class TrainParams(Section):
+    profile: str = "demo"
+    seed: int = 0
+    out_dir: str = "artifacts/train"
+    cache_dir: str = ".cache/features"
+    device: str = "auto"
+    profiles: dict[str, TrainProfile] = {
+        "paper": TrainProfile(),
+        "demo": TrainProfile(
+            epochs=8,
+            batch_size=64,
+            lr=5e-4,
+            lr_step_epochs=5,
+            resize=140,
+            crop=128,
+            eval_size=128,
+            amp=False,
+            max_minutes=10,
+            model={"backbone": "resnet18", "embed_dim": 256, "word_dim": 128, "vocab_min_freq": 2},
+        ),
+    }
+
+    @model_validator(mode="after")
+    def _profile_exists(self) -> TrainParams:
+        if self.profile not in self.profiles:
+            raise ValueError(
+                f"train.profile {self.profile!r} is not one of {sorted(self.profiles)}"
+            )
+        return self
+
+    @property
+    def active(self) -> TrainProfile:
+        return self.profiles[self.profile]
+
+
+class EvaluateParams(Section):
+    out_file: str = "metrics.json"
+    split: str = "test"
+    chunk_size: int = 256
+    two_stage_k: int = 100
+
+
+# ----------------------------------------------------------------------------- pipeline
+class GateParams(Section):
+    """Absolute floors per metric (percent) and the allowed regression vs the champion."""
+
+    min_metrics: dict[str, float] = {"mR": 5.0}
+    max_regression: float = 1.0  # mR points the challenger may lose against the champion
+
+
+class RegisterParams(Section):
+    model_name: str = "dove-rs-retrieval"
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"  # MLFLOW_TRACKING_URI overrides it
+    experiment: str = "dove"
+    gates: GateParams = GateParams()
+
+
+class PipelineParams(Section):
+    name: str = "dove-retraining"
+    compiled_file: str = "components/pipeline.yaml"
+    image: str = "ghcr.io/dove-ops/dove:0.1.0"
+    local_root: str = "local_outputs"
+
+
+# ------------------------------------------------------------------------------ serving
+class IndexParams(Section):
+    out_dir: str = "artifacts/index"
+    exact_max: int = 50_000  # above this many images use an approximate index
+    approximate: Literal["ivf", "hnsw"] = "hnsw"
+    ivf_nlist: int = 1024
+    ivf_nprobe: int = 16
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 64
+    batch_size: int = 64
+
+
+class ServeParams(Section):
+    host: str = "127.0.0.1"
+    port: int = 3000
+    candidates_k: int = 100
+    max_k: int = 100
+    max_query_chars: int = 500
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    api_key_env: str = "DOVE_API_KEY"
+    max_batch_size: int = 32
+    max_latency_ms: int = 50
+
+
+# --------------------------------------------------------------------------------- root
+class Params(Section):
+    data: DataParams = DataParams()
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    register_: RegisterParams = Field(RegisterParams(), alias="register")
+    pipeline: PipelineParams = PipelineParams()
+    index: IndexParams = IndexParams()
+    serve: ServeParams = ServeParams()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def model_for_training(self) -> ModelParams:
+        """The model section with the active training profile's overrides applied."""
+        overrides = self.train.active.model
+        if not overrides:
+            return self.model
+        try:
+            return ModelParams(**{**self.model.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ConfigError(
+                f"train.profiles.{self.train.profile}.model: {_first_error(exc)}"
+            ) from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}"
+
+
+def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid parameter {_first_error(exc)}") from None
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS_FILE) -> Params:
+    """Read and validate ``params.yaml``; a missing or malformed file is a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: parameter file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f":{line + 1}" if line is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return parse_params(raw or {}, source=str(path))

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dove_model.config import load_params, parse_params
+from dove_model.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_repo_params_validate() -> None:
+    params = load_params(REPO / "params.yaml")
+    assert params.train.profile in params.train.profiles
+    assert params.register_.model_name == "dove-rs-retrieval"
+
+
+def test_unknown_key_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"data\.colour"):
+        parse_params({"data": {"colour": "red"}})
+
+
+def test_unknown_profile_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="profile"):
+        parse_params({"train": {"profile": "huge"}})
+
+
+def test_profile_overrides_apply_to_model() -> None:
+    params = parse_params({})
+    assert params.model.backbone == "resnet50"
+    assert params.model_for_training().backbone == "resnet18"
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:\d+: not valid YAML"):
+        load_params(bad)
