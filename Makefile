@@ -13,7 +13,8 @@ export UV_PYTHON := 3.11
 export PYTHONUNBUFFERED := 1
 
 UV_VERSION := 0.13.9
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one pip installed for python3 (`python3 -m uv` finds its binary)
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
@@ -27,7 +28,8 @@ help:
 	@echo "make lint   - ruff"
 
 uv:
-	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --user --quiet "uv==$(UV_VERSION)"
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)" \
+	  || python3 -m pip install --quiet --user --break-system-packages "uv==$(UV_VERSION)"
 
 # The locked environment; re-synced only when the lock or the project changes.
 $(VENV)/.synced: pyproject.toml uv.lock | uv
