@@ -1,0 +1,299 @@
+"""The register stage: track the run, log the pyfunc, register it, gate it, set aliases.
+
+Everything from the first MLflow call to the last alias runs under the registry lock, so
+two pipeline runs on one store serialize their read-decide-write sequences.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dove_model.atomic import write_text
+from dove_model.config import Params
+from dove_model.errors import ConfigError, DoveError
+from dove_model.registry import aliases
+from dove_model.registry.gates import GateDecision, check_gates
+from dove_model.registry.lock import registry_lock
+from dove_model.registry.tracking import DataVersion, configure
+
+log = logging.getLogger(__name__)
+
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+MODEL_ARTIFACT_NAME = "model"
+METRICS_TAG_PREFIX = "metrics@"  # a champion re-evaluated on another data version
+MODEL_DIR_FILES = ("model.safetensors", "config.json", "vocab.json")
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """What the register stage did; written as JSON for DVC, KFP and Airflow."""
+
+    model_name: str
+    version: str
+    run_id: str
+    model_uri: str
+    data_version: str
+    promoted: bool
+    gate: str
+    champion_version: str | None
+    alias_changes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def read_metrics(metrics_file: Path) -> dict[str, Any]:
+    try:
+        metrics = json.loads(Path(metrics_file).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DoveError(f"{metrics_file}: metrics file not found (run `dove evaluate`)") from None
+    except json.JSONDecodeError as exc:
+        raise DoveError(f"{metrics_file}:{exc.lineno}: not valid JSON") from None
+    if not isinstance(metrics, dict):
+        raise DoveError(f"{metrics_file}: expected a JSON object of metrics")
+    return metrics
+
+
+def check_model_dir(model_dir: Path) -> None:
+    missing = [f for f in MODEL_DIR_FILES if not (model_dir / f).is_file()]
+    if missing:
+        raise ConfigError(f"{model_dir}: not a DOVE model directory (missing {', '.join(missing)})")
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists become their JSON text."""
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    value = json.dumps(data) if isinstance(data, list) else data
+    return {prefix.rstrip("."): value}
+
+
+def numeric(data: dict[str, Any]) -> dict[str, float]:
+    return {
+        k.replace("@", "_at_"): float(v)
+        for k, v in flatten(data).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def _log_history(history_file: Path | None) -> list[dict[str, float]]:
+    import mlflow
+
+    from dove_model.registry.plots import epoch_rows
+
+    if history_file is None or not history_file.is_file():
+        return []
+    rows = epoch_rows(json.loads(history_file.read_text(encoding="utf-8")))
+    for index, row in enumerate(rows):
+        step = int(row.get("epoch", index + 1))
+        metrics = {f"train.{k}": v for k, v in row.items() if k not in ("epoch", "step")}
+        if metrics:
+            mlflow.log_metrics(metrics, step=step)
+    mlflow.log_artifact(str(history_file), artifact_path="training")
+    return rows
+
+
+def _log_run_contents(
+    params: Params,
+    metrics: dict[str, Any],
+    metrics_file: Path,
+    data_version: DataVersion,
+    history_file: Path | None,
+    validation_dir: Path | None,
+    plots_dir: Path,
+) -> None:
+    """Params, per-epoch metrics, data version, validation report, plots, metrics JSON."""
+    import mlflow
+
+    from dove_model.registry.plots import recall_bars, training_curves
+
+    run_params = {
+        "model": params.model_for_training().model_dump(mode="json"),
+        "train": {"profile": params.train.profile, "seed": params.train.seed}
+        | params.train.active.model_dump(mode="json", exclude={"model"}),
+        "data": params.data.model_dump(mode="json", exclude={"synth"})
+        | ({"synth": params.data.synth.model_dump()} if params.data.source == "synth" else {}),
+        "evaluate": params.evaluate.model_dump(mode="json"),
+        "gates": params.register_.gates.model_dump(mode="json"),
+    }
+    mlflow.log_params(flatten(run_params))
+    mlflow.set_tags(data_version.as_tags())
+    mlflow.log_dict(params.model_dump(mode="json", by_alias=True), "params.json")
+    rows = _log_history(history_file)
+    mlflow.log_metrics(numeric(metrics))
+    mlflow.log_artifact(str(metrics_file), artifact_path="evaluation")
+    if validation_dir is not None and validation_dir.is_dir():
+        mlflow.log_artifacts(str(validation_dir), artifact_path="validation")
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    figures = [recall_bars(metrics, plots_dir / "recall_bars.png")]
+    if rows:
+        figures.append(training_curves(rows, plots_dir / "training_curves.png"))
+    for figure in figures:
+        mlflow.log_artifact(str(figure), artifact_path="plots")
+
+
+def _log_pyfunc(model_dir: Path) -> Any:
+    import mlflow
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    from dove_model.registry.pyfunc_model import MODEL_DIR_ARTIFACT
+
+    signature = ModelSignature(
+        inputs=Schema(
+            [
+                ColSpec("string", "text", required=False),
+                ColSpec("string", "image", required=False),
+            ]
+        ),
+        params=ParamSchema(
+            [ParamSpec("task", "string", "encode_text"), ParamSpec("top_k", "long", 5)]
+        ),
+    )
+    return mlflow.pyfunc.log_model(
+        name=MODEL_ARTIFACT_NAME,
+        python_model=str(PYFUNC_FILE),
+        artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
+        signature=signature,
+        input_example=pd.DataFrame({"text": ["many planes are parked at the airport"]}),
+        pip_requirements=_pip_requirements(),
+    )
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in ("dove-ops", "mlflow", "torch", "torchvision", "timm", "safetensors", "numpy"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def champion_metrics(
+    client: Any,
+    name: str,
+    champion: Any,
+    data_version: DataVersion,
+    params: Params,
+    dataset_dir: Path | None,
+) -> dict[str, Any] | None:
+    """The champion's metrics on ``data_version``: its own run if it was trained on the same
+    data, a cached re-evaluation tag, or a fresh evaluation of its weights on ``dataset_dir``."""
+    if champion.tags.get("data_version") == data_version.tag:
+        return dict(client.get_run(champion.run_id).data.metrics)
+    cached = champion.tags.get(METRICS_TAG_PREFIX + data_version.tag)
+    if cached:
+        return json.loads(cached)
+    if dataset_dir is None:
+        return None
+    from dove_model.evaluation.evaluate import evaluate
+
+    with tempfile.TemporaryDirectory(prefix="dove-champion-") as tmp:
+        model_dir = download_model_dir(f"models:/{name}/{champion.version}", Path(tmp) / "m")
+        result = evaluate(model_dir, dataset_dir, params, Path(tmp) / "metrics.json")
+    gated = {k: v for k, v in result.items() if isinstance(v, int | float)}
+    client.set_model_version_tag(
+        name, str(champion.version), METRICS_TAG_PREFIX + data_version.tag, json.dumps(gated)
+    )
+    return gated
+
+
+def download_model_dir(model_uri: str, dst: Path) -> Path:
+    """Download a logged DOVE pyfunc and return its model directory (contracts section 3)."""
+    import mlflow
+    import yaml
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8"))
+    artifacts = mlmodel["flavors"]["python_function"].get("artifacts", {})
+    relative = artifacts.get("model_dir", {}).get("path", "artifacts/model_dir")
+    model_dir = local / relative
+    check_model_dir(model_dir)
+    return model_dir
+
+
+def register(
+    model_dir: Path,
+    metrics_file: Path,
+    params: Params,
+    data_version: DataVersion,
+    *,
+    dataset_dir: Path | None = None,
+    history_file: Path | None = None,
+    validation_dir: Path | None = None,
+    out_file: Path | None = None,
+    root: Path | None = None,
+) -> RegistrationResult:
+    """Log, register (alias ``challenger``) and, if the gates pass, promote to ``champion``.
+
+    ``dataset_dir`` lets the gate re-evaluate the champion when it was trained on another
+    data version; without it such a champion is compared on the floors only.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    model_dir, metrics_file = Path(model_dir), Path(metrics_file)
+    check_model_dir(model_dir)
+    metrics = read_metrics(metrics_file)
+    history_file = history_file or model_dir.parent / "history.json"
+    name = params.register_.model_name
+    uri = configure(params.register_, root)
+    with registry_lock(uri, root):
+        client = MlflowClient(uri, uri)
+        mlflow.set_experiment(params.register_.experiment)
+        with (
+            mlflow.start_run(run_name=f"dove-{data_version.tag[:8]}") as run,
+            tempfile.TemporaryDirectory(prefix="dove-plots-") as plots,
+        ):
+            _log_run_contents(
+                params,
+                metrics,
+                metrics_file,
+                data_version,
+                history_file,
+                validation_dir,
+                Path(plots),
+            )
+            info = _log_pyfunc(model_dir)
+        version = mlflow.register_model(info.model_uri, name, tags=data_version.as_tags()).version
+        changes = [aliases.set_alias(client, name, aliases.CHALLENGER, version)]
+        champion = aliases.version_by_alias(client, name, aliases.CHAMPION)
+        baseline = (
+            champion_metrics(client, name, champion, data_version, params, dataset_dir)
+            if champion is not None
+            else None
+        )
+        decision: GateDecision = check_gates(metrics, params.register_.gates, baseline)
+        verdict = "passed" if decision.passed else "failed"
+        client.set_model_version_tag(name, version, "gate", verdict)
+        client.set_model_version_tag(name, version, "gate_summary", decision.summary()[:4000])
+        if decision.passed:
+            changes += aliases.make_champion(client, name, version)
+        now_champion = aliases.version_by_alias(client, name, aliases.CHAMPION)
+    result = RegistrationResult(
+        model_name=name,
+        version=str(version),
+        run_id=run.info.run_id,
+        model_uri=f"models:/{name}/{version}",
+        data_version=data_version.tag,
+        promoted=decision.passed,
+        gate=decision.summary(),
+        champion_version=str(now_champion.version) if now_champion else None,
+        alias_changes=[str(c) for c in changes],
+    )
+    if out_file is not None:
+        write_text(out_file, result.to_json() + "\n")
+    log.info("registered %s v%s: %s", name, version, decision.summary())
+    return result

@@ -1,0 +1,180 @@
+"""The registry on a real sqlite MLflow store: aliases, gates, promote, rollback.
+
+The model directory here holds placeholder files: these tests exercise registration and
+aliases, not the model (tests/integration/test_mlflow_*.py load a trained one).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dove_model.config import Params, parse_params
+from dove_model.errors import DoveError, GateFailed
+from dove_model.registry import (
+    DataVersion,
+    alias_state,
+    download_champion,
+    promote,
+    register,
+    resolve_tracking_uri,
+    rollback,
+)
+from dove_model.registry.tracking import detect_data_version
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    model = tmp_path / "train" / "model"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"placeholder")
+    (model / "config.json").write_text("{}")
+    (model / "vocab.json").write_text("{}")
+    history = [{"epoch": 1, "loss": 1.2, "val_mR": 3.0}, {"epoch": 2, "loss": 0.8, "val_mR": 7.0}]
+    (tmp_path / "train" / "history.json").write_text(json.dumps(history))
+    return tmp_path
+
+
+def _params(max_regression: float = 1.0) -> Params:
+    return parse_params(
+        {"register": {"gates": {"min_metrics": {"mR": 5.0}, "max_regression": max_regression}}}
+    )
+
+
+def _register(project: Path, mr: float, data: str = "v1", params: Params | None = None):
+    metrics = project / f"metrics-{mr}.json"
+    metrics.write_text(json.dumps({"split": "test", "mR": mr, "i2t_r1": mr / 2}))
+    return register(
+        project / "train" / "model",
+        metrics,
+        params or _params(),
+        DataVersion(data, None, "rev"),
+        out_file=project / "registration.json",
+        root=project,
+    )
+
+
+def test_tracking_uri_defaults_to_sqlite_in_the_project_and_env_overrides(tmp_path: Path) -> None:
+    register_params = Params().register_
+    uri = resolve_tracking_uri(register_params, root=tmp_path, environ={})
+    assert uri == f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+    env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}
+    assert (
+        resolve_tracking_uri(register_params, root=tmp_path, environ=env)
+        == env["MLFLOW_TRACKING_URI"]
+    )
+
+
+def test_first_passing_model_becomes_champion_and_a_better_one_replaces_it(
+    project: Path,
+) -> None:
+    first = _register(project, 10.0)
+    assert first.promoted and first.champion_version == "1"
+    assert json.loads((project / "registration.json").read_text())["version"] == "1"
+    second = _register(project, 12.0)
+    assert second.promoted
+    assert "previous-champion: (none) -> v1" in second.alias_changes
+    assert alias_state(_params(), root=project) == {
+        "champion": "2",
+        "previous-champion": "1",
+        "challenger": "2",
+    }
+
+
+def test_a_worse_model_stays_challenger(project: Path) -> None:
+    _register(project, 12.0)
+    worse = _register(project, 9.0)
+    assert not worse.promoted
+    assert "regresses 3.00 points" in worse.gate
+    assert alias_state(_params(), root=project)["champion"] == "1"
+    assert alias_state(_params(), root=project)["challenger"] == "2"
+    with pytest.raises(GateFailed, match="recall gate failed"):
+        promote(_params(), "2", root=project)
+    assert [str(c) for c in promote(_params(), "2", force=True, root=project)] == [
+        "previous-champion: (none) -> v1",
+        "champion: v1 -> v2",
+    ]
+
+
+def test_below_the_floor_is_never_champion(project: Path) -> None:
+    result = _register(project, 2.0)
+    assert not result.promoted and result.champion_version is None
+    with pytest.raises(DoveError, match="no champion yet"):
+        download_champion(_params(), project / "dl", root=project)
+
+
+def test_champion_on_another_data_version_is_compared_on_floors_only(project: Path) -> None:
+    _register(project, 20.0, data="old")
+    result = _register(project, 10.0, data="new")
+    assert result.promoted
+
+
+def test_rollback_restores_the_previous_champion_and_steps_back(project: Path) -> None:
+    for mr in (10.0, 11.0, 12.0):
+        _register(project, mr)
+    changes = [str(c) for c in rollback(_params(), root=project)]
+    assert changes == ["champion: v3 -> v2", "previous-champion: v2 -> v1"]
+    assert alias_state(_params(), root=project)["champion"] == "2"
+    rollback(_params(), root=project)
+    assert alias_state(_params(), root=project)["previous-champion"] is None
+    with pytest.raises(DoveError, match="no previous-champion"):
+        rollback(_params(), root=project)
+    assert promote(_params(), "1", root=project) == []  # already champion: nothing changes
+
+
+def test_run_logs_params_history_data_version_plots_and_metrics(project: Path) -> None:
+    from mlflow import MlflowClient
+
+    result = _register(project, 10.0)
+    uri = resolve_tracking_uri(_params().register_, root=project, environ={})
+    client = MlflowClient(uri)
+    run = client.get_run(result.run_id)
+    assert run.data.tags["data_version"] == "v1"
+    assert run.data.tags["git_revision"] == "rev"
+    assert run.data.params["model.backbone"] == "resnet18"  # the demo profile override
+    assert run.data.metrics["mR"] == 10.0
+    history = client.get_metric_history(result.run_id, "train.val_mR")
+    assert [(m.step, m.value) for m in history] == [(1, 3.0), (2, 7.0)]
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert artifacts == {"plots/recall_bars.png", "plots/training_curves.png"}
+    model_dir = download_champion(_params(), project / "dl", root=project)
+    assert (model_dir / "model.safetensors").read_bytes() == b"placeholder"
+
+
+def test_missing_model_files_and_bad_metrics_are_user_errors(project: Path) -> None:
+    (project / "bad.json").write_text("{not json")
+    with pytest.raises(DoveError, match=r"bad.json:1: not valid JSON"):
+        register(
+            project / "train" / "model",
+            project / "bad.json",
+            _params(),
+            DataVersion("v", None, "r"),
+            root=project,
+        )
+    with pytest.raises(DoveError, match="not a DOVE model directory"):
+        register(
+            project, project / "bad.json", _params(), DataVersion("v", None, "r"), root=project
+        )
+
+
+def test_data_version_is_a_content_hash_of_the_manifest(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from dove_model.data.manifest import MANIFEST_COLUMNS, write_manifest
+
+    row = {c: "" for c in MANIFEST_COLUMNS}
+    row |= {"image_id": "a", "caption_id": 0, "caption": "a plane", "split": "train"}
+    row |= {"sha256": "00", "width": 64, "height": 64, "source_line": 1}
+    frame = pd.DataFrame([row])
+    write_manifest(frame, tmp_path / "d1")
+    write_manifest(frame.iloc[::-1], tmp_path / "d2")
+    first = detect_data_version(tmp_path / "d1", root=tmp_path)
+    assert first.tag == detect_data_version(tmp_path / "d2", root=tmp_path).tag
+    write_manifest(frame.assign(caption="two planes"), tmp_path / "d3")
+    assert detect_data_version(tmp_path / "d3", root=tmp_path).tag != first.tag
+    assert first.dvc_md5 is None and first.as_tags()["data_dvc_md5"] == "untracked"
