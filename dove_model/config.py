@@ -41,7 +41,7 @@ class DataParams(Section):
     path: str | None = None  # input of a real format (file or folder)
     images_dir: str | None = None  # where the images of a real format live, if elsewhere
     name: str = "synth"
-    prepared_dir: str = "data/prepared"  # canonical layout: images/ + manifest.parquet
+    prepared_dir: str = "artifacts/prepared"  # canonical layout: images/ + manifest.parquet
     link_images: bool = True  # hard-link (fallback: copy) real images; never re-encode
     synth: SynthParams = SynthParams()
 

@@ -1,0 +1,57 @@
+"""The ``prepare`` stage: bring the configured source into the canonical layout.
+
+``data.source: synth`` reads the rendered synthetic dataset (``data.path``, default
+``data/synth``, the DVC-tracked folder); it is rendered first when absent, so the stage also
+works outside a DVC checkout (a KFP container, a test). Other sources are imported with the
+parser of that format.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from dove_model.config import DataParams, Params
+from dove_model.data.importer import import_dataset
+from dove_model.data.synth import CAPTIONS_FILE, render_synth
+from dove_model.errors import ConfigError
+
+DEFAULT_SYNTH_DIR = Path("data/synth")
+log = logging.getLogger(__name__)
+
+
+def synth_source_dir(data: DataParams) -> Path:
+    return Path(data.path) if data.path else DEFAULT_SYNTH_DIR
+
+
+def ensure_synth(data: DataParams, *, progress: bool = True) -> Path:
+    """The rendered synthetic dataset folder; rendered now if it does not exist yet."""
+    folder = synth_source_dir(data)
+    if not (folder / CAPTIONS_FILE).is_file():
+        log.info("rendering the synthetic dataset into %s", folder)
+        render_synth(folder, data.synth, progress=progress)
+    return folder
+
+
+def prepared_dataset_dir(data: DataParams) -> Path:
+    return Path(data.prepared_dir) / data.name
+
+
+def prepare(params: Params, *, progress: bool = True) -> Path:
+    """Import ``params.data`` into ``<data.prepared_dir>/<data.name>``; return that folder."""
+    data = params.data
+    if data.source == "synth":
+        fmt, source = "csv", ensure_synth(data, progress=progress)
+    else:
+        if not data.path:
+            raise ConfigError(f"params: data.path is required for data.source {data.source!r}")
+        fmt, source = data.source, Path(data.path)
+    return import_dataset(
+        fmt,
+        source,
+        prepared_dataset_dir(data),
+        images_dir=data.images_dir,
+        link=data.link_images,
+        name=data.name,
+        progress=progress,
+    )
