@@ -1,0 +1,195 @@
+"""The encoder API that evaluation, indexing and serving use (docs/contracts.md section 3).
+
+Everything runs under ``torch.inference_mode()``; outputs are float32 numpy arrays and every
+vector that is compared by cosine is L2-normalised here, explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dove_model.model.dove import DoveModel, ImageEmbeddings, TextEmbeddings
+from dove_model.model.io import WEIGHTS_FILE, load_model_dir
+from dove_model.model.preprocess import images_to_tensor
+from dove_model.model.vocab import Vocabulary
+
+
+@dataclass(frozen=True)
+class ImageParts:
+    """Per image, (N, D) float32 unit vectors: v_m (global index), v_mr and r (re-rank)."""
+
+    v_m: np.ndarray
+    v_mr: np.ndarray
+    r: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.v_m)
+
+    def take(self, index: np.ndarray | slice) -> ImageParts:
+        return ImageParts(self.v_m[index], self.v_mr[index], self.r[index])
+
+
+@dataclass(frozen=True)
+class TextParts:
+    """Per caption: t_g (M, D) unit, words (M, L, D), mask (M, L) bool."""
+
+    t_g: np.ndarray
+    words: np.ndarray
+    mask: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.t_g)
+
+    def take(self, index: np.ndarray | slice) -> TextParts:
+        return TextParts(self.t_g[index], self.words[index], self.mask[index])
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class DoveEncoder:
+    """A trained model directory, ready to encode images and captions and to score them."""
+
+    def __init__(
+        self,
+        model: DoveModel,
+        vocab: Vocabulary,
+        eval_size: int,
+        device: str | torch.device = "cpu",
+        weights_file: Path | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.vocab = vocab
+        self.eval_size = eval_size
+        self.weights_file = weights_file
+
+    @classmethod
+    def from_dir(cls, model_dir: Path | str, device: str | torch.device = "cpu") -> DoveEncoder:
+        loaded = load_model_dir(model_dir, device)
+        return cls(
+            loaded.model, loaded.vocab, loaded.eval_size, device, Path(model_dir) / WEIGHTS_FILE
+        )
+
+    @property
+    def embed_dim(self) -> int:
+        return self.model.params.embed_dim
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the weights file (an index records it to refuse a mismatched model)."""
+        if self.weights_file is None:
+            raise ValueError("fingerprint needs an encoder loaded with from_dir")
+        return sha256_file(self.weights_file)
+
+    # ---------------------------------------------------------------------- encoding
+    @torch.inference_mode()
+    def encode_images(
+        self,
+        images: Sequence[Image.Image],
+        batch_size: int = 32,
+        boxes: np.ndarray | None = None,
+    ) -> ImageParts:
+        """Any PIL mode or size; ``boxes`` (N, N_r, 4) only for a detector-box model."""
+        parts: list[ImageEmbeddings] = []
+        for start in range(0, len(images), batch_size):
+            batch = images_to_tensor(images[start : start + batch_size], self.eval_size)
+            batch_boxes = None
+            if boxes is not None:
+                batch_boxes = torch.as_tensor(boxes[start : start + batch_size]).float()
+            parts.append(self.model.encode_image(batch.to(self.device), batch_boxes))
+        if not parts:
+            empty = np.zeros((0, self.embed_dim), np.float32)
+            return ImageParts(empty, empty.copy(), empty.copy())
+        return ImageParts(
+            v_m=_numpy(torch.cat([p.v_m for p in parts])),
+            v_mr=_numpy(torch.cat([p.v_mr for p in parts])),
+            r=_numpy(torch.cat([p.r for p in parts])),
+        )
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> TextParts:
+        """Empty, unknown-word or over-long captions encode too (as <unk> / truncated)."""
+        t_g, words, mask = [], [], []
+        for start in range(0, len(texts), batch_size):
+            ids, lengths = self.vocab.encode_batch(list(texts[start : start + batch_size]))
+            out = self.model.encode_text(ids.to(self.device), lengths)
+            t_g.append(_numpy(out.t_g))
+            words.append(_numpy(out.words))
+            mask.append(out.mask.cpu().numpy())
+        if not t_g:
+            d, length = self.embed_dim, self.vocab.max_len
+            return TextParts(
+                np.zeros((0, d), np.float32),
+                np.zeros((0, length, d), np.float32),
+                np.zeros((0, length), bool),
+            )
+        return TextParts(np.concatenate(t_g), np.concatenate(words), np.concatenate(mask))
+
+    # ----------------------------------------------------------------------- scoring
+    @torch.inference_mode()
+    def score(self, images: ImageParts, texts: TextParts, chunk_size: int = 256) -> np.ndarray:
+        """Full ROAM score (N, M), computed in (chunk x chunk) blocks to bound memory."""
+        out = np.empty((len(images), len(texts)), np.float32)
+        for i in range(0, len(images), chunk_size):
+            image = self._image_tensors(images.take(slice(i, i + chunk_size)))
+            for j in range(0, len(texts), chunk_size):
+                text = self._text_tensors(texts.take(slice(j, j + chunk_size)))
+                out[i : i + chunk_size, j : j + chunk_size] = _numpy(self.model.score(image, text))
+        return out
+
+    @torch.inference_mode()
+    def score_pairs(
+        self,
+        images: ImageParts,
+        texts: TextParts,
+        image_index: np.ndarray,
+        text_index: np.ndarray,
+        chunk_size: int = 8192,
+    ) -> np.ndarray:
+        """ROAM score of the pairs (image_index[p], text_index[p]) -> (P,) (two-stage re-rank)."""
+        out = np.empty(len(image_index), np.float32)
+        for start in range(0, len(image_index), chunk_size):
+            stop = start + chunk_size
+            image = self._image_tensors(images.take(image_index[start:stop]))
+            text = self._text_tensors(texts.take(text_index[start:stop]))
+            out[start:stop] = _numpy(self.model.pair_score(image, text))
+        return out
+
+    @staticmethod
+    def global_score(images: ImageParts, texts: TextParts) -> np.ndarray:
+        """cos(V_M, T_G) (N, M): the first-stage score a vector index reproduces."""
+        return images.v_m @ texts.t_g.T
+
+    def _image_tensors(self, parts: ImageParts) -> ImageEmbeddings:
+        return ImageEmbeddings(
+            *(
+                torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+                for a in (parts.v_m, parts.v_mr, parts.r)
+            )
+        )
+
+    def _text_tensors(self, parts: TextParts) -> TextEmbeddings:
+        return TextEmbeddings(
+            *(
+                torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+                for a in (parts.t_g, parts.words, parts.mask)
+            )
+        )
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().float().cpu().numpy()

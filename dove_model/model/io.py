@@ -1,0 +1,116 @@
+"""The model directory (docs/contracts.md section 3): weights, config and vocabulary.
+
+model.safetensors   weights only (no pickles)
+config.json         {"model": <ModelParams dump>, "eval_size": int, "format_version": 1}
+vocab.json          {"word2idx": {...}, "max_len": 47}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load_file, save_file
+
+from dove_model.atomic import atomic_dir
+from dove_model.config import ModelParams
+from dove_model.errors import ConfigError
+from dove_model.model.dove import DoveModel
+from dove_model.model.vocab import Vocabulary
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.json"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: DoveModel
+    vocab: Vocabulary
+    params: ModelParams
+    eval_size: int
+
+
+def state_for_saving(model: DoveModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_model_dir(model: DoveModel, vocab: Vocabulary, eval_size: int, target: Path) -> Path:
+    """Write the three files into ``target`` atomically (the old folder is replaced whole)."""
+    config = {
+        "model": model.params.model_dump(mode="json"),
+        "eval_size": eval_size,
+        "format_version": FORMAT_VERSION,
+    }
+    with atomic_dir(target) as tmp:
+        save_file(state_for_saving(model), str(tmp / WEIGHTS_FILE))
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
+        vocab.save(tmp / VOCAB_FILE)
+    return target
+
+
+def read_model_config(model_dir: Path) -> tuple[ModelParams, int]:
+    path = model_dir / CONFIG_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (is {model_dir} a model directory?)") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(
+            f"{path}: format_version {raw.get('format_version')!r}, this code reads "
+            f"{FORMAT_VERSION}"
+        )
+    try:
+        params = ModelParams(**raw["model"])
+        eval_size = int(raw["eval_size"])
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        raise ConfigError(f"{path}: invalid model config ({str(exc).splitlines()[0]})") from None
+    return params, eval_size
+
+
+def load_weights(model: torch.nn.Module, weights_file: Path, what: str) -> None:
+    """Strict load; a missing, extra or mis-shaped tensor is a ConfigError naming it."""
+    try:
+        state = load_file(str(weights_file))
+    except FileNotFoundError:
+        raise ConfigError(f"{weights_file}: weights file not found") from None
+    except Exception as exc:  # safetensors raises its own error type for a corrupt file
+        raise ConfigError(f"{weights_file}: not a readable safetensors file ({exc})") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise ConfigError(
+            f"{weights_file}: weights do not match {what}: "
+            f"missing {missing[:3]}, unexpected {extra[:3]}"
+        )
+    for name, tensor in expected.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise ConfigError(
+                f"{weights_file}: tensor {name} has shape {tuple(state[name].shape)}, "
+                f"{what} expects {tuple(tensor.shape)}"
+            )
+    model.load_state_dict(state, strict=True)
+
+
+def load_model_dir(model_dir: Path | str, device: str | torch.device = "cpu") -> LoadedModel:
+    model_dir = Path(model_dir)
+    params, eval_size = read_model_config(model_dir)
+    vocab = Vocabulary.load(model_dir / VOCAB_FILE)
+    if vocab.max_len != params.max_len:
+        raise ConfigError(
+            f"{model_dir / VOCAB_FILE}: max_len {vocab.max_len} but config.json says "
+            f"{params.max_len}"
+        )
+    # weights come from the file: never look for pretrained backbone weights here
+    model = DoveModel(params.model_copy(update={"pretrained": False}), len(vocab))
+    model.params = params
+    load_weights(model, model_dir / WEIGHTS_FILE, f"{model_dir / CONFIG_FILE}")
+    model.to(device).eval()
+    return LoadedModel(model=model, vocab=vocab, params=params, eval_size=eval_size)

@@ -1,0 +1,139 @@
+"""The DOVE model: shapes, ablation switches, loss, gradients, vocabulary, boxes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dove_model.config import ModelParams
+from dove_model.errors import ConfigError
+from dove_model.model.dove import DoveModel
+from dove_model.model.loss import ranking_loss
+from dove_model.model.visual import create_timm_backbone, grid_boxes, load_boxes_file
+from dove_model.model.vocab import UNK_ID, Vocabulary
+
+TINY = {"backbone": "resnet18", "embed_dim": 16, "word_dim": 8, "vocab_min_freq": 1}
+CAPTIONS = ["a red house near a river", "green field with trees", "a grey road"]
+
+
+def tiny_model(**overrides: object) -> tuple[DoveModel, Vocabulary]:
+    torch.manual_seed(0)
+    params = ModelParams(**{**TINY, **overrides})
+    vocab = Vocabulary.build(CAPTIONS, min_freq=1, max_len=params.max_len)
+    return DoveModel(params, len(vocab)), vocab
+
+
+def test_shapes_and_unit_vectors() -> None:
+    model, vocab = tiny_model()
+    image = model.encode_image(torch.randn(2, 3, 64, 64))
+    text = model.encode_text(*vocab.encode_batch(CAPTIONS))
+    assert image.v_m.shape == image.v_mr.shape == image.r.shape == (2, 16)
+    assert text.t_g.shape == (3, 16) and text.words.shape == (3, 47, 16)
+    assert torch.allclose(image.v_mr.norm(dim=-1), torch.ones(2), atol=1e-5)
+    assert torch.allclose(text.t_g.norm(dim=-1), torch.ones(3), atol=1e-5)
+    scores = model.score(image, text)
+    assert scores.shape == (2, 3) and scores.abs().max() <= 1.0 + 1e-5
+    pairs = model.pair_score(image, text.__class__(text.t_g[:2], text.words[:2], text.mask[:2]))
+    assert torch.allclose(pairs, scores.diagonal()[:2], atol=1e-5)
+
+
+def test_text_score_depends_on_the_image_through_iga() -> None:
+    model, vocab = tiny_model()
+    image = model.encode_image(torch.randn(2, 3, 64, 64))
+    text = model.encode_text(*vocab.encode_batch(CAPTIONS[:1]))
+    # same V_MR, different region guide r -> a different score
+    swapped = image.__class__(image.v_m, image.v_mr, image.r.flip(0))
+    assert not torch.allclose(model.score(image, text), model.score(swapped, text))
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [
+        {},
+        {"use_roam": False},
+        {"use_dtga": False},
+        {"lambda_g": 0.0},
+        {"share_attention": True},
+        {"global_fusion": "learned"},
+        {"hardest_negative": True},
+        {"region_level": "C4", "region_grids": [6]},
+    ],
+)
+def test_every_switch_trains_one_step(switch: dict) -> None:
+    model, vocab = tiny_model(**switch)
+    ids, lengths = vocab.encode_batch([*CAPTIONS, CAPTIONS[0]])
+    images = torch.randn(3, 3, 64, 64)
+    loss = model(ids, lengths, torch.tensor([0, 1, 2, 0]), images=images)
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert all(p.grad is not None for p in trainable)
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+
+
+def test_ablations_remove_their_modules() -> None:
+    assert tiny_model(use_roam=False)[0].iga is None
+    assert tiny_model(use_dtga=False)[0].text.dtga is None
+    assert tiny_model()[0].text.dtga is not None
+
+
+def test_unfrozen_backbone_gets_gradients() -> None:
+    model, vocab = tiny_model(freeze_backbone=False)
+    ids, lengths = vocab.encode_batch(CAPTIONS[:2])
+    model(ids, lengths, torch.tensor([0, 1]), images=torch.randn(2, 3, 64, 64)).backward()
+    assert any(p.grad is not None for p in model.backbone.parameters())
+
+
+def test_ranking_loss_sum_hardest_and_positives() -> None:
+    scores = torch.tensor([[0.9, 0.8, 0.1], [0.0, 0.5, 0.6], [0.9, 0.2, 0.7]])
+    positive = torch.eye(3, dtype=torch.bool)
+    summed = ranking_loss(scores, positive, 0.2, hardest_negative=False)
+    hardest = ranking_loss(scores, positive, 0.2, hardest_negative=True)
+    # by hand: rows (image->captions) then columns (caption->images)
+    rows = (0.1 + 0.0) + (0.0 + 0.3) + (0.4 + 0.0)
+    cols = (0.0 + 0.2) + (0.5 + 0.0) + (0.0 + 0.1)
+    assert summed.item() == pytest.approx(rows + cols)
+    assert hardest.item() == pytest.approx((0.1 + 0.3 + 0.4) + (0.2 + 0.5 + 0.1))
+    both = positive.clone()
+    both[0, 2] = both[2, 0] = True  # duplicate image: never a negative
+    assert ranking_loss(scores, both, 0.2, False) < summed
+
+
+def test_vocabulary_bad_captions(tmp_path: Path) -> None:
+    vocab = Vocabulary.build(["a house", "a house", "a tree"], min_freq=2, max_len=47)
+    assert set(vocab.word2idx) == {"<pad>", "<unk>", "a", "house"}
+    assert vocab.encode("") == [UNK_ID]
+    assert vocab.encode("zebra quux!") == [UNK_ID, UNK_ID]
+    assert len(vocab.encode("house " * 1000)) == 47
+    ids, lengths = vocab.encode_batch(["", "A HOUSE.", "house " * 1000])
+    assert ids.shape == (3, 47) and lengths.tolist() == [1, 2, 47]
+    vocab.save(tmp_path / "vocab.json")
+    assert Vocabulary.load(tmp_path / "vocab.json") == vocab
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"bad\.json"):
+        Vocabulary.load(tmp_path / "bad.json")
+
+
+def test_grid_and_detector_boxes(tmp_path: Path) -> None:
+    assert grid_boxes([2, 3, 4]).shape == (29, 4)
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps({"a": [[0, 0, 0.5, 0.5]] * 36, "b": [[0.2, 0.2, 1, 1]] * 36}))
+    boxes = load_boxes_file(path, ["a", "b"])
+    assert boxes.shape == (2, 36, 4)
+    model, _ = tiny_model()
+    out = model.encode_image(torch.randn(2, 3, 64, 64), boxes)
+    assert out.v_mr.shape == (2, 16)
+    with pytest.raises(ConfigError, match="no boxes for image 'c'"):
+        load_boxes_file(path, ["c"])
+    path.write_text(json.dumps({"a": [[0, 0, 2, 2]]}))
+    with pytest.raises(ConfigError, match=r"boxes\.json"):
+        load_boxes_file(path, ["a"])
+
+
+def test_pretrained_without_weights_says_what_is_missing(tmp_path: Path) -> None:
+    params = ModelParams(**TINY, pretrained=True, pretrained_path=str(tmp_path / "none.pth"))
+    with pytest.raises(ConfigError, match=r"none\.pth.*pretrained"):
+        create_timm_backbone(params)
