@@ -1,0 +1,24 @@
+"""register: MLflow run + pyfunc, alias challenger; champion only if the gates pass."""
+
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+
+def register(
+    params_yaml: str,
+    dataset: Input[Dataset],
+    model: Input[Model],
+    metrics_json: Input[Artifact],
+    validation: Input[Artifact],
+    registration: Output[Artifact],
+) -> str:
+    """Returns ``passed`` when this version became champion."""
+    from dove_model.pipeline.steps import register_step
+
+    return register_step(
+        params_yaml,
+        dataset.path,
+        model.path,
+        metrics_json.path,
+        validation.path,
+        registration.path,
+    )

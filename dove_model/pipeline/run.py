@@ -1,0 +1,143 @@
+"""Run the KFP pipeline: locally with KFP's SubprocessRunner, or submitted to an endpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dove_model.config import Params
+from dove_model.errors import DoveError, GateFailed
+from dove_model.registry.tracking import TRACKING_ENV, resolve_tracking_uri
+
+
+def pipeline_data_version(params: Params, root: Path | None = None) -> str:
+    """The data version to pass to a run: DVC's md5 of data.dvc where DVC tracks the data,
+    else a hash of the data section (the synthetic data is a pure function of it)."""
+    import yaml
+
+    root = root or Path.cwd()
+    dvc_file = root / "data.dvc"
+    if dvc_file.is_file():
+        outs = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("outs") or []
+        md5 = next((o.get("md5") for o in outs if isinstance(o, dict) and o.get("md5")), None)
+        if md5:
+            return str(md5)
+    text = json.dumps(params.data.model_dump(mode="json"), sort_keys=True)
+    return "params-" + hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+@contextlib.contextmanager
+def _tracking_env(params: Params, root: Path) -> Iterator[str]:
+    """Pin the resolved tracking URI for the task subprocesses, then restore the env."""
+    uri = resolve_tracking_uri(params.register_, root)
+    before = os.environ.get(TRACKING_ENV)
+    os.environ[TRACKING_ENV] = uri
+    try:
+        yield uri
+    finally:
+        if before is None:
+            os.environ.pop(TRACKING_ENV, None)
+        else:
+            os.environ[TRACKING_ENV] = before
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """The outcome of a local pipeline run."""
+
+    data_version: str
+    gate: str  # the evaluation floors: passed | failed
+    promoted: bool
+    registration: dict | None
+    outputs_root: Path
+
+    def summary(self) -> str:
+        lines = [f"pipeline finished: data version {self.data_version}, floors {self.gate}"]
+        if self.registration:
+            reg = self.registration
+            lines.append(f"registered {reg['model_uri']}: {reg['gate']}")
+            lines += [f"  {change}" for change in reg["alias_changes"]]
+        lines.append(f"outputs under {self.outputs_root}")
+        return "\n".join(lines)
+
+
+def _params_text(params_file: Path) -> str:
+    try:
+        return Path(params_file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DoveError(f"{params_file}: cannot read ({exc.strerror})") from None
+
+
+def run_local(
+    params: Params,
+    params_file: Path,
+    *,
+    data_version: str | None = None,
+    root: Path | None = None,
+) -> LocalRun:
+    """Execute the pipeline for real with ``kfp.local.SubprocessRunner`` in this venv."""
+    from kfp import local
+
+    from components.pipeline import build_pipeline
+
+    root = (root or Path.cwd()).resolve()
+    version = data_version or pipeline_data_version(params, root)
+    outputs_root = root / params.pipeline.local_root
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(outputs_root),
+        raise_on_error=False,
+    )
+    pipeline = build_pipeline(params.pipeline)
+    with _tracking_env(params, root):
+        task = pipeline(data_version=version, params_yaml=_params_text(params_file))
+    return _collect(task, version, outputs_root)
+
+
+def _collect(task: object, version: str, outputs_root: Path) -> LocalRun:
+    """Read what the run left: its state, the floors gate and the registration summary."""
+    from kfp.local import status
+
+    state = getattr(task, "state", None) or getattr(task, "_state", None)
+    failed = state is not None and getattr(state, "name", str(state)) == status.Status.FAILURE.name
+    runs = sorted(outputs_root.glob("dove-retraining-*"), key=lambda p: p.stat().st_mtime)
+    latest = runs[-1] if runs else outputs_root
+    registration_files = sorted(latest.glob("register*/registration"))
+    registration = json.loads(registration_files[-1].read_text()) if registration_files else None
+    if failed:
+        raise GateFailed(f"{latest}: the pipeline failed; see the task logs above")
+    gate = "passed" if registration is not None else "failed"
+    promoted = bool(registration and registration.get("promoted"))
+    return LocalRun(version, gate, promoted, registration, latest)
+
+
+def submit(
+    params: Params,
+    params_file: Path,
+    host: str,
+    *,
+    data_version: str | None = None,
+    root: Path | None = None,
+) -> str:
+    """Submit the compiled pipeline to a KFP endpoint; returns the run id."""
+    import kfp
+
+    root = (root or Path.cwd()).resolve()
+    compiled = root / params.pipeline.compiled_file
+    if not compiled.is_file():
+        raise DoveError(f"{compiled}: compiled pipeline not found (run `dove pipeline compile`)")
+    client = kfp.Client(host=host)
+    run = client.create_run_from_pipeline_package(
+        str(compiled),
+        arguments={
+            "data_version": data_version or pipeline_data_version(params, root),
+            "params_yaml": _params_text(params_file),
+        },
+        enable_caching=True,
+    )
+    return str(run.run_id)
