@@ -94,7 +94,7 @@ def run_local(
         raise_on_error=False,
     )
     pipeline = build_pipeline(params.pipeline)
-    with _tracking_env(params, root):
+    with _tracking_env(params, root), contextlib.chdir(root):
         task = pipeline(data_version=version, params_yaml=_params_text(params_file))
     return _collect(task, version, outputs_root)
 

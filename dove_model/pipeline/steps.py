@@ -112,6 +112,11 @@ def evaluate_step(
     return (GATE_PASSED if decision.passed else GATE_FAILED), float(metrics.get("mR", 0.0))
 
 
+def _requested_version(dataset_path: str) -> str | None:
+    marker = Path(dataset_path) / "data_version.txt"
+    return marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
+
+
 def register_step(
     params_yaml: str,
     dataset_path: str,
@@ -134,6 +139,7 @@ def register_step(
         history_file=Path(model_path) / "history.json",
         validation_dir=Path(validation_dir) if validation_dir else None,
         out_file=Path(registration_path),
+        run_key=_requested_version(dataset_path),
     )
     print(result.to_json())
     return GATE_PASSED if result.promoted else GATE_FAILED

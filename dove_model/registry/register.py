@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_ARTIFACT_NAME = "model"
 METRICS_TAG_PREFIX = "metrics@"  # a champion re-evaluated on another data version
+RUN_KEY_TAG = "pipeline_data_version"
 MODEL_DIR_FILES = ("model.safetensors", "config.json", "vocab.json")
 
 
@@ -234,12 +235,14 @@ def register(
     history_file: Path | None = None,
     validation_dir: Path | None = None,
     out_file: Path | None = None,
+    run_key: str | None = None,
     root: Path | None = None,
 ) -> RegistrationResult:
     """Log, register (alias ``challenger``) and, if the gates pass, promote to ``champion``.
 
     ``dataset_dir`` lets the gate re-evaluate the champion when it was trained on another
-    data version; without it such a champion is compared on the floors only.
+    data version; without it such a champion is compared on the floors only. ``run_key``
+    (the pipeline's data version argument) is tagged so orchestrators can find this version.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -267,7 +270,8 @@ def register(
                 Path(plots),
             )
             info = _log_pyfunc(model_dir)
-        version = mlflow.register_model(info.model_uri, name, tags=data_version.as_tags()).version
+        tags = data_version.as_tags() | ({RUN_KEY_TAG: run_key} if run_key else {})
+        version = mlflow.register_model(info.model_uri, name, tags=tags).version
         changes = [aliases.set_alias(client, name, aliases.CHALLENGER, version)]
         champion = aliases.version_by_alias(client, name, aliases.CHAMPION)
         baseline = (

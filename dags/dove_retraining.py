@@ -1,0 +1,101 @@
+"""Airflow 3 DAG: retrain DOVE weekly and whenever the data version changes.
+
+detect data version -> run the KFP pipeline (the endpoint in ``kfp_host`` when set, else KFP's
+local runner) -> read the gate from the registry -> promote -> roll the service.
+Parsing this file imports only the Airflow SDK: the work lives in
+``dove_model.pipeline.retraining`` and is imported inside the tasks. Every task is idempotent
+(the registry records what was done for a data version), so retries are safe.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
+
+PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
+
+# Producers (e.g. `dvc repro prepare` wrapped in a DAG, or POST /api/v2/assets/events)
+# emit an event on this asset when the dataset changes.
+DATA_ASSET = Asset(name="dove-data-version", uri="file:///dove-ops/data.dvc")
+
+DEFAULT_ARGS = {
+    "owner": "dove-ops",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=30),
+}
+
+
+def _settings() -> tuple[str, str, str | None]:
+    params = get_current_context()["params"]
+    return params["project_root"], params["params_file"], params["kfp_host"] or None
+
+
+@dag(
+    dag_id="dove_retraining",
+    description="Retrain, gate, register and roll out DOVE image-text retrieval.",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=[DATA_ASSET]
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["dove", "mlops"],
+    params={
+        "project_root": Param(PROJECT_ROOT, type="string"),
+        "params_file": Param("params.yaml", type="string"),
+        "kfp_host": Param("", type="string", description="KFP endpoint; empty runs locally"),
+    },
+)
+def dove_retraining() -> None:
+    @task
+    def detect_data_version() -> str:
+        from dove_model.pipeline.retraining import detect_data_version
+
+        root, params_file, _ = _settings()
+        return detect_data_version(root, params_file)
+
+    @task(execution_timeout=timedelta(hours=12))
+    def run_pipeline(data_version: str) -> dict:
+        from dove_model.pipeline.retraining import run_pipeline
+
+        root, params_file, kfp_host = _settings()
+        return run_pipeline(root, params_file, data_version, kfp_host)
+
+    @task.short_circuit
+    def gate_passed(result: dict) -> bool:
+        """Stop here (skip promote and roll-out) unless the recall gates passed."""
+        print(f"data version {result['data_version']}: v{result['model_version']} {result['gate']}")
+        return result["gate"] == "passed"
+
+    @task
+    def promote(result: dict) -> list[str]:
+        from dove_model.pipeline.retraining import promote_if_gated
+
+        root, params_file, _ = _settings()
+        return promote_if_gated(root, params_file, str(result["model_version"]))
+
+    @task
+    def roll_service() -> dict:
+        from dove_model.pipeline.retraining import roll_service
+
+        root, params_file, _ = _settings()
+        return roll_service(root, params_file)
+
+    result = run_pipeline(detect_data_version())
+    gate_passed(result) >> promote(result) >> roll_service()
+
+
+dove_retraining()
