@@ -178,6 +178,7 @@ class IndexParams(Section):
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
     batch_size: int = 64
+    splits: list[str] | None = None  # dataset splits to index (None = every split)
 
 
 class ServeParams(Section):
@@ -191,6 +192,8 @@ class ServeParams(Section):
     api_key_env: str = "DOVE_API_KEY"
     max_batch_size: int = 32
     max_latency_ms: int = 50
+    thumbnail_px: int = Field(160, ge=16, le=1024)
+    model_tag: str = "dove-rs-retrieval:latest"  # BentoML store tag the service loads
 
 
 # --------------------------------------------------------------------------------- root

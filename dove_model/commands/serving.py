@@ -1,9 +1,108 @@
-"""CLI commands: serving area."""
+"""CLI commands: serving area (``dove index build``, ``dove deploy``, ``dove serve``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from dove_model.commands.common import DEFAULT_PARAMS, ParamsOption
+from dove_model.config import Params
+
+index_app = typer.Typer(help="The FAISS archive index the service searches.", no_args_is_help=True)
+
+SourceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--source",
+        "-s",
+        help="Prepared dataset folder or a plain folder of images "
+        "(default: <data.prepared_dir>/<data.name>).",
+    ),
+]
+IndexDirOption = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Index folder (default: index.out_dir).")
+]
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.add_typer(index_app, name="index")
+    app.command("deploy")(deploy_command)
+    app.command("serve")(serve_command)
+
+
+def _default_source(params: Params) -> Path:
+    return Path(params.data.prepared_dir) / params.data.name
+
+
+@index_app.command("build")
+def build_command(
+    model_dir: Annotated[
+        Path, typer.Option("--model-dir", "-m", help="Model directory that encodes the archive.")
+    ],
+    source: SourceOption = None,
+    out: IndexDirOption = None,
+    params_file: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Encode an image archive once (progress bar) into a FAISS index folder."""
+    from dove_model.config import load_params
+    from dove_model.index import build_index, load_archive
+
+    params = load_params(params_file)
+    folder = build_index(
+        model_dir, source or _default_source(params), params, out or Path(params.index.out_dir)
+    )
+    archive = load_archive(folder, params.index)
+    typer.echo(
+        f"index {folder}: {archive.n_images} images ({archive.meta['image_index']}), "
+        f"{archive.n_captions} captions, model {archive.fingerprint[:12]}"
+    )
+
+
+def deploy_command(
+    source: SourceOption = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="Deploy this model directory instead of the MLflow champion."),
+    ] = None,
+    out: IndexDirOption = None,
+    params_file: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Import the champion (or a model dir) into the BentoML store and index the archive."""
+    from dove_model.config import load_params
+    from dove_model.serving.deploy import deploy
+
+    params = load_params(params_file)
+    result = deploy(params, source or _default_source(params), model_dir=model_dir, index_dir=out)
+    typer.echo(f"BentoML model {result.model.tag} ({result.model.labels})")
+    typer.echo(f"index {result.index_dir}")
+    typer.echo("next: `dove serve` (or `bentoml build` for a self-contained Bento)")
+
+
+def serve_command(
+    params_file: ParamsOption = DEFAULT_PARAMS,
+    index_dir: Annotated[
+        Path | None, typer.Option("--index", help="Index folder (default: index.out_dir).")
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(help="Serve this model directory instead of the BentoML store model."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serve.port).")] = None,
+    example: Annotated[
+        str | None, typer.Option(help="Run this query once started and print its top results.")
+    ] = None,
+) -> None:
+    """Start `bentoml serve service:DoveRetrieval` on serve.host and print the page URL."""
+    from dove_model.config import load_params
+    from dove_model.serving.launch import serve_forever, serving_env
+
+    params = load_params(params_file)
+    env = serving_env(
+        params_file=params_file.resolve(),
+        model_dir=model_dir,
+        index_dir=(index_dir or Path(params.index.out_dir)).resolve(),
+    )
+    serve_forever(env, host=params.serve.host, port=port or params.serve.port, example=example)

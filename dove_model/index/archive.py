@@ -1,0 +1,169 @@
+"""The archive index on disk and in memory.
+
+Layout of an index folder (written atomically, read with memory maps)::
+
+    meta.json          format version, the model fingerprint that built it, sizes, kinds
+    images.faiss       global image embeddings V_M (candidate search, text -> image)
+    captions.faiss     global caption embeddings T_G (candidate search, image -> text)
+    v_m.npy v_mr.npy r.npy   per-image arrays for the ROAM re-rank, float16, (N, D)
+    images.parquet     row -> image_id, path (relative to meta.images_root), label
+    captions.parquet   row -> caption, image_row
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pandas as pd
+
+from dove_model.atomic import atomic_dir
+from dove_model.config import IndexParams
+from dove_model.errors import ConfigError
+from dove_model.index.encoder import ImageArrays
+from dove_model.index.vectors import (
+    build_vector_index,
+    index_kind,
+    load_vector_index,
+    save_vector_index,
+)
+
+FORMAT_VERSION = 1
+META_FILE = "meta.json"
+IMAGE_ARRAYS = ("v_m", "v_mr", "r")
+
+
+class IndexMismatchError(ConfigError):
+    """The index was built by another model than the one being served."""
+
+
+@dataclass(frozen=True)
+class ArchiveIndex:
+    """A loaded archive: vector indexes plus memory-mapped per-image arrays."""
+
+    folder: Path
+    meta: dict[str, Any]
+    images: pd.DataFrame  # image_id, path, label
+    captions: pd.DataFrame  # caption, image_row
+    image_index: faiss.Index
+    caption_index: faiss.Index | None
+    arrays: ImageArrays  # float16 memory maps
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.meta["model_fingerprint"])
+
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+    @property
+    def n_captions(self) -> int:
+        return len(self.captions)
+
+    @property
+    def images_root(self) -> Path:
+        return Path(self.meta.get("images_root") or self.folder)
+
+    def image_file(self, row: int) -> Path:
+        return self.images_root / str(self.images.iloc[row]["path"])
+
+    def rerank_arrays(self, rows: np.ndarray) -> ImageArrays:
+        """The candidates' arrays as float32 (reads only those rows from the memory maps)."""
+        return ImageArrays(
+            v_m=np.asarray(self.arrays.v_m[rows], dtype=np.float32),
+            v_mr=np.asarray(self.arrays.v_mr[rows], dtype=np.float32),
+            r=np.asarray(self.arrays.r[rows], dtype=np.float32),
+        )
+
+    def check_model(self, fingerprint: str) -> None:
+        """Refuse to serve with a model other than the one that built this index."""
+        if fingerprint != self.fingerprint:
+            raise IndexMismatchError(
+                f"{self.folder / META_FILE}: index was built by model {self.fingerprint[:12]}, "
+                f"but the service loaded model {fingerprint[:12]}; rebuild it with "
+                "`dove index build`"
+            )
+
+
+def write_archive(
+    out_dir: Path,
+    *,
+    arrays: ImageArrays,
+    images: pd.DataFrame,
+    captions: pd.DataFrame,
+    caption_embeddings: np.ndarray | None,
+    params: IndexParams,
+    meta: dict[str, Any],
+) -> Path:
+    """Write an index folder atomically; ``meta`` must hold ``model_fingerprint``."""
+    if "model_fingerprint" not in meta:
+        raise ValueError("meta must record the model fingerprint")
+    n = len(arrays)
+    if len(images) != n:
+        raise ValueError(f"{len(images)} image rows for {n} embeddings")
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        image_index = build_vector_index(arrays.v_m, params)
+        save_vector_index(image_index, tmp / "images.faiss")
+        caption_kind = None
+        if caption_embeddings is not None and len(caption_embeddings):
+            caption_index = build_vector_index(caption_embeddings, params)
+            save_vector_index(caption_index, tmp / "captions.faiss")
+            caption_kind = index_kind(caption_index)
+        for name in IMAGE_ARRAYS:
+            np.save(tmp / f"{name}.npy", np.asarray(getattr(arrays, name), dtype=np.float16))
+        images.reset_index(drop=True).to_parquet(tmp / "images.parquet", index=False)
+        captions.reset_index(drop=True).to_parquet(tmp / "captions.parquet", index=False)
+        full_meta = {
+            **meta,
+            "format_version": FORMAT_VERSION,
+            "dim": int(arrays.v_m.shape[1]),
+            "n_images": n,
+            "n_captions": len(captions),
+            "image_index": index_kind(image_index),
+            "caption_index": caption_kind,
+        }
+        (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2), encoding="utf-8")
+    return out_dir
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: index metadata not found (run `dove index build`)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON") from None
+    if meta.get("format_version") != FORMAT_VERSION or "model_fingerprint" not in meta:
+        raise ConfigError(f"{path}: not an index of format version {FORMAT_VERSION}")
+    return meta
+
+
+def load_archive(folder: Path | str, params: IndexParams) -> ArchiveIndex:
+    """Open an index folder; the big arrays stay on disk (memory-mapped)."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    loaded = {}
+    for name in IMAGE_ARRAYS:
+        path = folder / f"{name}.npy"
+        if not path.is_file():
+            raise ConfigError(f"{path}: index array missing")
+        loaded[name] = np.load(path, mmap_mode="r")
+    captions_file = folder / "captions.faiss"
+    return ArchiveIndex(
+        folder=folder,
+        meta=meta,
+        images=pd.read_parquet(folder / "images.parquet"),
+        captions=pd.read_parquet(folder / "captions.parquet"),
+        image_index=load_vector_index(folder / "images.faiss", params),
+        caption_index=(
+            load_vector_index(captions_file, params) if captions_file.is_file() else None
+        ),
+        arrays=ImageArrays(**loaded),
+    )

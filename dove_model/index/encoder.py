@@ -1,0 +1,53 @@
+"""The slice of the model the archive index and the search pipeline need.
+
+``dove_model.inference.DoveEncoder`` satisfies :class:`Encoder`; keeping the search code on
+this small Protocol lets it be tested and benchmarked without importing torch at module load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class ImageArrays:
+    """Per-image arrays (N, D) each: ``v_m`` for the global index, ``v_mr`` and ``r`` for ROAM.
+
+    Attribute names match ``dove_model.inference.ImageParts`` so either can be scored.
+    """
+
+    v_m: np.ndarray
+    v_mr: np.ndarray
+    r: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.v_m.shape[0])
+
+    def take(self, index: np.ndarray | slice) -> ImageArrays:
+        return ImageArrays(self.v_m[index], self.v_mr[index], self.r[index])
+
+
+class Encoder(Protocol):
+    """What DoveEncoder offers (docs/contracts.md section 3)."""
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def encode_images(self, images: list[Image.Image]) -> Any: ...
+
+    def encode_texts(self, texts: list[str]) -> Any: ...
+
+    def score(self, images: Any, texts: Any) -> np.ndarray: ...
+
+
+def as_image_arrays(parts: Any) -> ImageArrays:
+    """Copy whatever ``encode_images`` returned into plain float32 arrays."""
+    return ImageArrays(
+        v_m=np.asarray(parts.v_m, dtype=np.float32),
+        v_mr=np.asarray(parts.v_mr, dtype=np.float32),
+        r=np.asarray(parts.r, dtype=np.float32),
+    )

@@ -1,0 +1,45 @@
+"""Typed request and response bodies of the service's HTTP API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class ImageResult(BaseModel):
+    image_id: str
+    score: float
+    candidate_score: float
+    thumbnail_url: str
+    label: str | None = None
+
+
+class ImageSearchResponse(BaseModel):
+    query: str
+    k: int
+    results: list[ImageResult]
+
+
+class CaptionResult(BaseModel):
+    caption: str
+    image_id: str
+    score: float
+    candidate_score: float
+
+
+class CaptionSearchResponse(BaseModel):
+    k: int
+    results: list[CaptionResult]
+
+
+class ServiceInfo(BaseModel):
+    model_name: str
+    model_version: str
+    alias: str
+    data_version: str
+    model_fingerprint: str
+    n_images: int
+    n_captions: int
+    image_index: str
+    caption_index: str | None
+    candidates_k: int
+    max_k: int

@@ -1,0 +1,138 @@
+"""Small, reproducible stand-ins for *data* (never for services): an untrained DOVE model
+directory, a folder of generated aerial-like images with captions as a prepared dataset, and
+random archives of any size for the serving benchmarks (10k .. 1M images).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+
+from dove_model.config import ModelParams
+from dove_model.data.manifest import write_manifest
+from dove_model.index.encoder import ImageArrays
+
+SCENES = {
+    "farmland": ((90, 150, 60), "green farmland with rectangular fields"),
+    "lake": ((40, 80, 160), "a blue lake surrounded by land"),
+    "desert": ((210, 180, 120), "yellow desert with sand dunes"),
+    "city": ((130, 130, 130), "a dense city with grey buildings and roads"),
+}
+
+
+def tiny_model_dir(
+    target: Path, captions: list[str], *, seed: int = 0, embed_dim: int = 64
+) -> Path:
+    """An untrained small DOVE model written in the model-directory format (contracts 3)."""
+    import torch
+
+    from dove_model.model.dove import DoveModel
+    from dove_model.model.io import save_model_dir
+    from dove_model.model.vocab import Vocabulary
+
+    torch.manual_seed(seed)
+    params = ModelParams(
+        backbone="resnet18", pretrained=False, embed_dim=embed_dim, word_dim=32, vocab_min_freq=1
+    )
+    vocab = Vocabulary.build(captions, min_freq=1, max_len=params.max_len)
+    model = DoveModel(params, len(vocab))
+    return save_model_dir(model, vocab, 64, Path(target))
+
+
+def scene_image(scene: str, index: int, size: int = 96) -> Image.Image:
+    colour, _ = SCENES[scene]
+    rng = np.random.default_rng(index)
+    noise = rng.integers(-25, 25, size=(size, size, 3))
+    pixels = np.clip(np.array(colour)[None, None, :] + noise, 0, 255).astype(np.uint8)
+    img = Image.fromarray(pixels, "RGB")
+    draw = ImageDraw.Draw(img)
+    for _ in range(3):
+        x, y = rng.integers(0, size - 20, size=2)
+        draw.rectangle([x, y, x + 16, y + 12], outline=(255, 255, 255))
+    return img
+
+
+def synthetic_dataset(target: Path, per_scene: int = 6, size: int = 96) -> Path:
+    """A prepared dataset (images/ + manifest.parquet) of generated scenes, all split test."""
+    import hashlib
+
+    target = Path(target)
+    (target / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    caption_id = 0
+    for scene, (_, caption) in SCENES.items():
+        for i in range(per_scene):
+            image_id = f"{scene}_{i}"
+            rel = f"images/{image_id}.png"
+            scene_image(scene, i, size).save(target / rel)
+            sha = hashlib.sha256((target / rel).read_bytes()).hexdigest()
+            for variant in (caption, f"there is {caption}"):
+                rows.append(
+                    {
+                        "image_id": image_id,
+                        "image_path": rel,
+                        "caption_id": caption_id,
+                        "caption": variant,
+                        "split": "test",
+                        "sha256": sha,
+                        "width": size,
+                        "height": size,
+                        "label": scene,
+                        "source_line": caption_id + 1,
+                    }
+                )
+                caption_id += 1
+    write_manifest(pd.DataFrame(rows), target)
+    return target
+
+
+def random_archive(n_images: int, dim: int, *, seed: int = 0, chunk: int = 100_000) -> ImageArrays:
+    """Unit-norm random float16 arrays standing in for an encoded archive of ``n_images``."""
+    rng = np.random.default_rng(seed)
+    out = {name: np.empty((n_images, dim), np.float16) for name in ("v_m", "v_mr", "r")}
+    for start in range(0, n_images, chunk):
+        stop = min(n_images, start + chunk)
+        for name in out:
+            block = rng.standard_normal((stop - start, dim), dtype=np.float32)
+            block /= np.linalg.norm(block, axis=1, keepdims=True)
+            out[name][start:stop] = block
+    return ImageArrays(**out)
+
+
+@dataclass(frozen=True)
+class DemoDeployment:
+    """A deployed tiny archive: what ``dove serve`` needs, for demos and tests."""
+
+    dataset_dir: Path
+    model_dir: Path
+    index_dir: Path
+    model_tag: str
+    bentoml_home: Path
+
+
+def deploy_synthetic(workdir: Path, *, per_scene: int = 6, seed: int = 0) -> DemoDeployment:
+    """Generate data and an untrained model, import it into a BentoML store under
+    ``workdir/bentoml`` and index the archive with it (the real ``deploy`` code path)."""
+    from dove_model.config import Params
+    from dove_model.serving.deploy import deploy
+
+    workdir = Path(workdir)
+    dataset = synthetic_dataset(workdir / "dataset", per_scene=per_scene)
+    captions = [caption for _, caption in SCENES.values()]
+    model_dir = tiny_model_dir(
+        workdir / "model", [*captions, *(f"there is {c}" for c in captions)], seed=seed
+    )
+    home = workdir / "bentoml"
+    result = deploy(
+        Params(),
+        dataset,
+        model_dir=model_dir,
+        index_dir=workdir / "index",
+        store_dir=home / "models",
+        progress=False,
+    )
+    return DemoDeployment(dataset, model_dir, result.index_dir, result.model.tag, home)

@@ -1,0 +1,224 @@
+"""The retrieval service under a real `bentoml serve`: search, info, probes, metrics, API key
+and every kind of bad input (each a JSON 4xx, the server staying healthy)."""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from PIL import Image
+
+from dove_model.serving.launch import ServiceProcess, serving_env, start_service
+from dove_model.serving.synthetic import DemoDeployment, deploy_synthetic
+
+pytestmark = pytest.mark.integration
+API_KEY = "test-key-123"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> DemoDeployment:
+    return deploy_synthetic(tmp_path_factory.mktemp("service"))
+
+
+@pytest.fixture(scope="module")
+def service(
+    deployment: DemoDeployment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """One server for the module, loading the model from the BentoML store by tag."""
+    env = serving_env(
+        model_tag=deployment.model_tag,
+        index_dir=deployment.index_dir,
+        bentoml_home=deployment.bentoml_home,
+        api_key=API_KEY,
+    )
+    env.pop("DOVE_MODEL_DIR", None)
+    log = tmp_path_factory.mktemp("logs") / "serve.log"
+    proc = start_service(env, log_file=log)
+    try:
+        proc.wait_ready(timeout=180)
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def client(service: ServiceProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.url, headers=AUTH, timeout=60) as http:
+        yield http
+
+
+def png_bytes(
+    size: tuple[int, int] = (64, 64), colour: tuple[int, int, int] = (40, 80, 160)
+) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+def decompression_bomb() -> bytes:
+    """A valid, tiny PNG that declares 20000 x 20000 pixels (400 M, over every cap)."""
+    out = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def assert_json_error(response: httpx.Response, status: int | tuple[int, ...]) -> str:
+    expected = (status,) if isinstance(status, int) else status
+    assert response.status_code in expected, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    body = body[0] if isinstance(body, list) else body
+    assert body["error"]
+    details = [str(item.get("msg", "")) for item in body.get("detail", [])]
+    return " | ".join([str(body["error"]), *details])  # BentoML's input validation adds detail
+
+
+# --------------------------------------------------------------------------- search
+def test_search_images_returns_ranked_archive_images(
+    client: httpx.Client, deployment: DemoDeployment
+) -> None:
+    response = client.post("/search_images", json={"query": "a blue lake", "k": 5})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["query"] == "a blue lake" and body["k"] == 5
+    scores = [hit["score"] for hit in body["results"]]
+    assert len(scores) == 5 and scores == sorted(scores, reverse=True)
+    ids = {hit["image_id"] for hit in body["results"]}
+    assert len(ids) == 5
+    thumb = client.get(body["results"][0]["thumbnail_url"])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(thumb.content)).size[0] <= 160
+
+
+def test_search_texts_returns_captions_for_an_upload(client: httpx.Client) -> None:
+    files = {"image": ("lake.png", png_bytes(), "image/png")}
+    response = client.post("/search_texts", files=files, data={"k": "3"})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == 3 and all(hit["caption"] for hit in results)
+
+
+def test_info_names_model_version_and_gallery_sizes(
+    client: httpx.Client, deployment: DemoDeployment
+) -> None:
+    info = client.post("/info", json={}).json()
+    name = deployment.model_tag.split(":")[0]
+    assert (info["model_name"], info["model_version"]) == (name, "local")
+    assert info["n_images"] == 24 and info["n_captions"] == 48
+    assert info["image_index"] == "exact"
+
+
+def test_encoders_are_batchable_endpoints(client: httpx.Client) -> None:
+    texts = client.post("/encode_texts", json={"texts": ["a lake", "green farmland"]})
+    assert texts.status_code == 200, texts.text
+    vectors = texts.json()
+    assert len(vectors) == 2 and len(vectors[0]) == 64
+    images = client.post(
+        "/encode_images", files=[("images", ("a.png", png_bytes(), "image/png"))] * 2
+    )
+    assert images.status_code == 200, images.text
+    assert len(images.json()) == 2
+
+
+# --------------------------------------------------------------------- probes, key
+def test_health_and_metrics_need_no_key(service: ServiceProcess, client: httpx.Client) -> None:
+    client.post("/search_images", json={"query": "city", "k": 3})
+    for path in ("/healthz", "/livez", "/readyz"):
+        assert httpx.get(service.url + path).status_code == 200
+    metrics = httpx.get(service.url + "/metrics").text
+    for step in ("encode", "candidate_search", "rerank"):
+        assert (
+            f'dove_search_step_seconds_count{{direction="text_to_image",step="{step}"}}' in metrics
+        )
+
+
+def test_api_key_protects_the_api_and_the_page(service: ServiceProcess) -> None:
+    anonymous = httpx.post(service.url + "/search_images", json={"query": "lake"})
+    assert "API key" in assert_json_error(anonymous, 401)
+    wrong = httpx.post(service.url + "/info", json={}, headers={"Authorization": "Bearer nope"})
+    assert_json_error(wrong, 401)
+    assert httpx.get(service.url + "/ui/").status_code == 401
+    cookie = httpx.get(service.url + "/ui/", cookies={"dove_api_key": API_KEY})
+    assert cookie.status_code == 200 and "<form" in cookie.text
+
+
+# ------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"query": "", "k": 5}, "empty"),
+        ({"query": "   \t\n", "k": 5}, "empty"),
+        ({"query": "word " * 200, "k": 5}, "maximum is 500"),
+        ({"query": "lake", "k": 0}, "between 1 and 100"),
+        ({"query": "lake", "k": -3}, "between 1 and 100"),
+        ({"query": "lake", "k": 101}, "between 1 and 100"),
+        ({"query": "lake", "k": "ten"}, "validation error"),
+        ({"query": ["lake"], "k": 5}, "validation error"),
+    ],
+)
+def test_bad_queries_are_json_400(client: httpx.Client, payload: dict, message: str) -> None:
+    assert message in assert_json_error(client.post("/search_images", json=payload), 400)
+
+
+def test_malformed_json_body_is_400(client: httpx.Client) -> None:
+    response = client.post(
+        "/search_images", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert_json_error(response, 400)
+
+
+def truncated_png() -> bytes:
+    data = png_bytes((128, 128))
+    return data[: len(data) // 2]
+
+
+def corrupt_png() -> bytes:
+    """Complete headers, random pixel data: decoding fails after the header parsed."""
+    data = bytearray(png_bytes((128, 128)))
+    start = data.index(b"IDAT") + 4
+    data[start : start + 40] = zlib.compress(b"x")[:40].ljust(40, b"\0")
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("upload", "status", "message"),
+    [
+        (("notes.txt", b"just some text", "text/plain"), 400, "content type"),
+        (("fake.png", b"this is not an image at all", "image/png"), 400, "not a readable image"),
+        (("half.png", truncated_png(), "image/png"), 400, "truncated or corrupt"),
+        (("bomb.png", decompression_bomb(), "image/png"), (400, 413), "pixels"),
+        (("empty.png", b"", "image/png"), 400, "empty"),
+    ],
+)
+def test_bad_uploads_are_json_4xx(
+    client: httpx.Client, upload: tuple, status: int | tuple[int, ...], message: str
+) -> None:
+    response = client.post("/search_texts", files={"image": upload})
+    assert message in assert_json_error(response, status)
+
+
+def test_upload_over_the_byte_cap_is_413(client: httpx.Client) -> None:
+    too_big = b"\x89PNG" + b"\0" * (10 * 1024 * 1024 + 128 * 1024)
+    response = client.post("/search_texts", files={"image": ("big.png", too_big, "image/png")})
+    assert_json_error(response, 413)
+
+
+def test_a_url_is_never_fetched(client: httpx.Client) -> None:
+    """A URL where an image belongs is just a string: refused, nothing is downloaded."""
+    response = client.post("/search_texts", data={"image": "http://127.0.0.1:9/never.png"})
+    assert_json_error(response, (400, 415))
+    search = client.post("/search_images", json={"query": "http://127.0.0.1:9/x.png", "k": 2})
+    assert search.status_code == 200  # treated as text, encoded, not fetched
+
+
+def test_server_is_still_healthy_after_bad_input(
+    service: ServiceProcess, client: httpx.Client
+) -> None:
+    client.post("/search_texts", files={"image": ("bomb.png", decompression_bomb(), "image/png")})
+    assert httpx.get(service.url + "/readyz").status_code == 200
+    assert client.post("/search_images", json={"query": "desert", "k": 2}).status_code == 200
+    assert service.process.poll() is None
