@@ -60,6 +60,7 @@ class ValidateParams(Section):
     max_oov_rate: float = 0.25  # val/test words unknown to the train vocabulary
     max_cross_split_caption_rate: float = 1.0  # warning only: share of test captions in train
     sample_images: int | None = None  # decode only this many images (None = all)
+    workers: int | None = None  # processes decoding images (None = CPU count, at most 8)
 
 
 # ------------------------------------------------------------------------ model library

@@ -109,3 +109,4 @@ def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.add_typer(data_app, name="data")
     app.command("prepare")(prepare_command)
+    app.command("validate")(validate_command)

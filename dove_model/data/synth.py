@@ -76,17 +76,20 @@ def captions_for(facts: Facts, rng: np.random.Generator, n: int) -> list[str]:
 
 
 def assign_splits(n: int, params: SynthParams) -> list[str]:
-    """Stratified by class (image i has class i mod n_classes): each split sees every class."""
+    """Stratified by class (image i has class i mod n_classes): images are dealt round-robin
+    over the classes in a seeded order, and the first ones dealt go to test, then val."""
     rng = np.random.default_rng([params.seed, 1_000_003])
     n_classes = len(SCENES)
+    members = [rng.permutation(np.arange(c, n, n_classes)) for c in range(n_classes)]
+    dealt: list[int] = []
+    for k in range(max(len(m) for m in members)):
+        for c in rng.permutation(n_classes):
+            if k < len(members[c]):
+                dealt.append(int(members[c][k]))
+    n_test, n_val = round(n * params.test_fraction), round(n * params.val_fraction)
     splits = [""] * n
-    for c in range(n_classes):
-        members = np.arange(c, n, n_classes)
-        members = members[rng.permutation(len(members))]
-        n_test = round(len(members) * params.test_fraction)
-        n_val = round(len(members) * params.val_fraction)
-        for k, i in enumerate(members):
-            splits[i] = "test" if k < n_test else "val" if k < n_test + n_val else "train"
+    for rank, index in enumerate(dealt):
+        splits[index] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
     return splits
 
 

@@ -1,0 +1,1 @@
+"""Data quality gates: derived columns (pandas/PIL) checked by Great Expectations suites."""
