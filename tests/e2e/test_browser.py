@@ -1,0 +1,129 @@
+"""The search page in a real headless Chromium (Debian's, driven by Playwright; nothing is
+downloaded): text search shows a grid of thumbnails with scores, an upload lists captions,
+and a bad query shows the server's message. A screenshot is kept as a test artifact."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, Route, expect, sync_playwright
+
+from dove_model.serving.launch import ServiceProcess, serving_env, start_service
+from dove_model.serving.synthetic import DemoDeployment, deploy_synthetic
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "reports" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> DemoDeployment:
+    return deploy_synthetic(tmp_path_factory.mktemp("browser"))
+
+
+@pytest.fixture(scope="module")
+def service(
+    deployment: DemoDeployment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    env = serving_env(
+        model_tag=deployment.model_tag,
+        index_dir=deployment.index_dir,
+        bentoml_home=deployment.bentoml_home,
+    )
+    for name in ("DOVE_MODEL_DIR", "DOVE_API_KEY"):
+        env.pop(name, None)
+    proc = start_service(env, log_file=tmp_path_factory.mktemp("logs") / "serve.log")
+    try:
+        proc.wait_ready(timeout=180)
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def page(service: ServiceProcess) -> Iterator[Page]:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not installed (run `make system-deps`)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            # Only the service itself may be reached: any other request fails the test.
+            outside: list[str] = []
+
+            def guard(route: Route) -> None:
+                url = route.request.url
+                if url.startswith(service.url):
+                    route.continue_()
+                else:
+                    outside.append(url)
+                    route.abort()
+
+            context.route("**/*", guard)
+            tab = context.new_page()
+            tab.goto(service.page_url)
+            yield tab
+            assert not outside, f"the page tried to reach {outside}"
+        finally:
+            browser.close()
+
+
+def keep_screenshot(tab: Page, tmp_path: Path, name: str) -> Path:
+    shot = tmp_path / name
+    tab.screenshot(path=str(shot), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(shot, SCREENSHOTS / name)
+    return shot
+
+
+def test_page_shows_model_info(page: Page) -> None:
+    expect(page.locator("#info")).to_contain_text("24 images", timeout=15_000)
+
+
+def test_text_search_shows_a_grid_of_scored_thumbnails(page: Page, tmp_path: Path) -> None:
+    page.fill("#query", "a blue lake surrounded by land")
+    page.fill("#k", "8")
+    page.click("#text-form button")
+    cards = page.locator("[data-testid=result]")
+    expect(cards).to_have_count(8, timeout=15_000)
+    expect(cards.first).to_contain_text("score")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)",
+        timeout=15_000,
+    )
+    shot = keep_screenshot(page, tmp_path, "search_page.png")
+    assert shot.stat().st_size > 5_000
+
+
+def test_upload_lists_captions(page: Page, deployment: DemoDeployment) -> None:
+    page.set_input_files("#upload", str(deployment.dataset_dir / "images" / "desert_1.png"))
+    page.click("#image-form button")
+    captions = page.locator("[data-testid=caption]")
+    expect(captions).to_have_count(5, timeout=15_000)
+    assert captions.first.inner_text().strip()
+
+
+def test_an_error_is_shown_not_swallowed(page: Page, tmp_path: Path) -> None:
+    page.fill("#k", "5")
+    # the input's maxlength stops a typist; a script can still send more, the server says no
+    page.eval_on_selector("#query", "el => el.removeAttribute('maxlength')")
+    page.fill("#query", "x " * 300)
+    page.click("#text-form button")
+    expect(page.locator("#text-status")).to_contain_text("maximum is 500", timeout=15_000)
+    keep_screenshot(page, tmp_path, "search_page_error.png")
