@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines: cluster placement for the compiled pipeline, upload and schedule."""

@@ -1,0 +1,97 @@
+"""Add the Kubernetes platform config to a compiled KFP v2 pipeline (what kfp-kubernetes writes).
+
+The compiled ``components/pipeline.yaml`` already asks for the train task's GPU
+(``set_accelerator_type``); this adds what only the Kubernetes platform spec can say:
+- a toleration (and node selector) so the train pod lands on tainted GPU nodes;
+- for every task, the endpoints ConfigMap and S3 Secret as environment variables and the
+  DVC config mounted at /etc/xdg/dvc, so the stages reach MLflow, MinIO and the DVC remote.
+The result is the pipeline document followed by a ``platforms`` document, the multi-document
+form KFP's API server accepts. Field names follow kfp-kubernetes' KubernetesExecutorConfig.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+PipelineDoc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """What the cluster needs from each task; the defaults match infra/k8s."""
+
+    gpu_tasks: tuple[str, ...] = ("train",)
+    gpu_toleration_key: str = "nvidia.com/gpu"
+    gpu_node_labels: dict[str, str] = field(
+        default_factory=lambda: {"nvidia.com/gpu.present": "true"}
+    )
+    endpoints_config_map: str = "dove-endpoints"
+    endpoint_keys: tuple[str, ...] = (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_S3_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL",
+        "AWS_DEFAULT_REGION",
+    )
+    s3_secret: str = "dove-s3"
+    s3_keys: tuple[str, ...] = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    dvc_config_map: str = "dove-dvc-config"
+    dvc_config_dir: str = "/etc/xdg/dvc"
+
+
+def executor_names(pipeline: PipelineDoc) -> dict[str, str]:
+    """Task (component) name -> executor label, e.g. ``train`` -> ``exec-train``."""
+    executors = pipeline.get("deploymentSpec", {}).get("executors", {})
+    return {label.removeprefix("exec-"): label for label in executors}
+
+
+def executor_config(task: str, placement: Placement) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "configMapAsEnv": [
+            {
+                "configMapName": placement.endpoints_config_map,
+                "keyToEnv": [{"configMapKey": k, "envVar": k} for k in placement.endpoint_keys],
+            }
+        ],
+        "secretAsEnv": [
+            {
+                "secretName": placement.s3_secret,
+                "keyToEnv": [{"secretKey": k, "envVar": k} for k in placement.s3_keys],
+            }
+        ],
+        "configMapAsVolume": [
+            {
+                "configMapName": placement.dvc_config_map,
+                "mountPath": placement.dvc_config_dir,
+                "optional": False,
+            }
+        ],
+    }
+    if task in placement.gpu_tasks:
+        config["tolerations"] = [
+            {"key": placement.gpu_toleration_key, "operator": "Exists", "effect": "NoSchedule"}
+        ]
+        config["nodeSelector"] = {"labels": dict(placement.gpu_node_labels)}
+    return config
+
+
+def with_platform_config(
+    pipeline: PipelineDoc, placement: Placement | None = None
+) -> list[PipelineDoc]:
+    """``[pipeline, platforms]``; raises ValueError when a GPU task has no GPU request."""
+    placement = placement or Placement()
+    names = executor_names(pipeline)
+    if not names:
+        raise ValueError("no deploymentSpec.executors: not a compiled KFP v2 pipeline")
+    for task in placement.gpu_tasks:
+        if task not in names:
+            raise ValueError(f"no task {task!r} among {sorted(names)}")
+        resources = pipeline["deploymentSpec"]["executors"][names[task]]["container"].get(
+            "resources", {}
+        )
+        if not resources.get("accelerator"):
+            raise ValueError(f"task {task!r} asks for no accelerator (set_accelerator_type)")
+    executors = {label: executor_config(task, placement) for task, label in names.items()}
+    platforms = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+    return [copy.deepcopy(pipeline), platforms]
