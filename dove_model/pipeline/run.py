@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,8 @@ from pathlib import Path
 from dove_model.config import Params
 from dove_model.errors import DoveError, GateFailed
 from dove_model.registry.tracking import TRACKING_ENV, resolve_tracking_uri
+
+ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def pipeline_data_version(params: Params, root: Path | None = None) -> str:
@@ -91,26 +95,26 @@ def run_local(
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(outputs_root),
-        raise_on_error=False,
+        raise_on_error=True,
     )
     pipeline = build_pipeline(params.pipeline)
+    started = time.time()
     with _tracking_env(params, root), contextlib.chdir(root):
-        task = pipeline(data_version=version, params_yaml=_params_text(params_file))
-    return _collect(task, version, outputs_root)
+        try:
+            pipeline(data_version=version, params_yaml=_params_text(params_file))
+        except RuntimeError as exc:
+            message = ANSI_CODES.sub("", str(exc))
+            failed = GateFailed if "'validate'" in message else DoveError
+            raise failed(f"{outputs_root}: {message}") from None
+    return _collect(version, outputs_root, started)
 
 
-def _collect(task: object, version: str, outputs_root: Path) -> LocalRun:
-    """Read what the run left: its state, the floors gate and the registration summary."""
-    from kfp.local import status
-
-    state = getattr(task, "state", None) or getattr(task, "_state", None)
-    failed = state is not None and getattr(state, "name", str(state)) == status.Status.FAILURE.name
-    runs = sorted(outputs_root.glob("dove-retraining-*"), key=lambda p: p.stat().st_mtime)
-    latest = runs[-1] if runs else outputs_root
-    registration_files = sorted(latest.glob("register*/registration"))
-    registration = json.loads(registration_files[-1].read_text()) if registration_files else None
-    if failed:
-        raise GateFailed(f"{latest}: the pipeline failed; see the task logs above")
+def _collect(version: str, outputs_root: Path, started: float) -> LocalRun:
+    """Read what this run left: the registration summary, if register ran."""
+    runs = [p for p in outputs_root.glob("*/") if p.stat().st_mtime >= started - 1]
+    latest = max(runs, key=lambda p: p.stat().st_mtime) if runs else outputs_root
+    found = sorted(latest.glob("register/registration"))
+    registration = json.loads(found[0].read_text(encoding="utf-8")) if found else None
     gate = "passed" if registration is not None else "failed"
     promoted = bool(registration and registration.get("promoted"))
     return LocalRun(version, gate, promoted, registration, latest)

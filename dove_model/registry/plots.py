@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +25,18 @@ def epoch_rows(history: Any) -> list[dict[str, float]]:
                 [{k: v[i] for k, v in series.items() if i < len(v)} for i in range(length)]
             )
         return []
-    rows = []
-    for item in history if isinstance(history, Sequence) else []:
-        if isinstance(item, Mapping):
-            rows.append(
-                {
-                    str(k): float(v)
-                    for k, v in item.items()
-                    if isinstance(v, int | float) and not isinstance(v, bool)
-                }
-            )
-    return rows
+    return [_numbers(item) for item in history if isinstance(item, Mapping)]
+
+
+def _numbers(item: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric values of one epoch record; nested records become ``val_mR`` and the like."""
+    out: dict[str, float] = {}
+    for key, value in item.items():
+        if isinstance(value, Mapping):
+            out |= _numbers(value, f"{prefix}{key}_")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    return out
 
 
 def _figure() -> Any:
@@ -48,16 +49,21 @@ def _figure() -> Any:
 
 
 def training_curves(rows: list[dict[str, float]], out: Path) -> Path:
-    """One line per logged quantity (loss, recalls, lr) against the epoch."""
+    """Training loss (left) and validation recalls (right) against the epoch."""
     plt = _figure()
-    keys = sorted({k for row in rows for k in row if k not in ("epoch", "step")})
+    keys = sorted({k for row in rows for k in row})
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for key in keys:
+        if "loss" in key:
+            axis = axes[0]
+        elif key.startswith("val") and ("_r" in key or key.endswith("mR")):
+            axis = axes[1]
+        else:
+            continue
         xs = [row.get("epoch", i + 1) for i, row in enumerate(rows) if key in row]
         ys = [row[key] for row in rows if key in row]
-        axis = axes[0] if "loss" in key or key == "lr" else axes[1]
         axis.plot(xs, ys, marker="o", label=key)
-    axes[0].set_title("loss / learning rate")
+    axes[0].set_title("training loss")
     axes[1].set_title("validation recall (%)")
     for axis in axes:
         axis.set_xlabel("epoch")
