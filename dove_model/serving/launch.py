@@ -111,13 +111,26 @@ def start_service(
     port: int | None = None,
     log_file: Path | None = None,
     project_root: Path = PROJECT_ROOT,
+    target: str = SERVICE,
 ) -> ServiceProcess:
-    """``bentoml serve`` in its own process group (so stop() ends its workers too)."""
+    """``bentoml serve`` in its own process group (so stop() ends its workers too).
+
+    ``target`` is the service import string (default) or a built Bento's tag.
+    """
     port = port or free_port(host)
     command = [
-        sys.executable, "-m", "bentoml", "serve", SERVICE,
-        "--host", host, "--port", str(port), "--working-dir", str(project_root),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        target,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    if target == SERVICE:
+        command += ["--working-dir", str(project_root)]
     out = log_file.open("ab") if log_file else subprocess.DEVNULL
     process = subprocess.Popen(
         command,
