@@ -1,0 +1,83 @@
+"""A real `dvc repro` of the prepare + validate stages in a temporary git repository, and
+`dvc push` / `dvc pull` through the default local-folder remote."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dove_model.data.versioning import data_version, version_data
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+DATA_STAGES = ("prepare", "validate")
+
+
+def _run(*args: str, cwd: Path) -> str:
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", "DVC_NO_ANALYTICS": "1"}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(args)}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's DVC files and data code in a fresh git + DVC repository, small synth."""
+    root = tmp_path_factory.mktemp("dvc") / "project"
+    root.mkdir()
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    pipeline["stages"] = {k: v for k, v in pipeline["stages"].items() if k in DATA_STAGES}
+    (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["synth"]["n_images"] = 28
+    params["validate"]["workers"] = 1
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for package in ("dove_model/data", "dove_model/quality"):
+        shutil.copytree(
+            REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copytree(REPO / ".dvc", root / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
+    shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
+    _run("git", "init", "-q", cwd=root)
+    _run("dove", "data", "synth", "--out", "data/synth", "--workers", "1", cwd=root)
+    return root
+
+
+def test_dvc_repro_prepare_and_validate(project: Path) -> None:
+    version = version_data(project, push=False)
+    assert version.md5.endswith(".dir") and version.n_files == 28 + 2
+    out = _run("dvc", "repro", cwd=project)
+    assert "Running stage 'prepare'" in out and "Running stage 'validate'" in out
+    assert "data gate PASSED" in out
+    summary = json.loads((project / "reports/validation/summary.json").read_text())
+    assert summary["passed"] is True and summary["counts"]["images"] == 28
+    assert (project / "artifacts/prepared/synth/manifest.parquet").is_file()
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(DATA_STAGES)
+    assert "up to date" in _run("dvc", "status", cwd=project)
+
+
+def test_synth_is_reproducible_byte_for_byte(project: Path) -> None:
+    before = data_version(project)
+    shutil.rmtree(project / "data")
+    _run("dove", "data", "synth", "--out", "data/synth", cwd=project)  # other worker count
+    assert version_data(project, push=False).md5 == before
+
+
+def test_push_and_pull_through_the_local_remote(project: Path) -> None:
+    _run("dvc", "push", cwd=project)
+    assert (project / "dvc-remote" / "files" / "md5").is_dir()  # .dvc/config: url ../dvc-remote
+    shutil.rmtree(project / "data")
+    shutil.rmtree(project / ".dvc" / "cache")
+    _run("dvc", "pull", "data.dvc", cwd=project)
+    assert len(list((project / "data" / "synth" / "images").iterdir())) == 28
+    assert "up to date" in _run("dvc", "status", "data.dvc", cwd=project)
