@@ -3,7 +3,8 @@
 Core kinds are checked against the Kubernetes OpenAPI schemas that ship with the
 ``kubernetes-validate`` package (strict: an unknown field is an error); custom resources
 (PyTorchJob) against the JSON schemas vendored in ``infra/schemas/``, whose pod templates
-resolve to the same core definitions. Run ``python -m infra.manifests`` before applying.
+resolve to the same core definitions. The Airflow Helm values are checked against a focused
+schema of the chart's values. Run ``python -m infra.manifests`` before applying.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ import yaml
 INFRA_DIR = Path(__file__).resolve().parent
 SCHEMAS_DIR = INFRA_DIR / "schemas"
 KUBERNETES_VERSION = "1.32"  # the oldest minor we support; kubectl's client is 1.32 too
-KUSTOMIZATIONS = ("k8s/overlays/local", "k8s/overlays/prod", "training")
+KUSTOMIZATIONS = ("k8s/overlays/local", "k8s/overlays/prod", "training", "jobs/index-build")
 # (apiVersion, kind) -> vendored schema file, for kinds the core schemas do not know.
 CUSTOM_SCHEMAS = {("kubeflow.org/v1", "PyTorchJob"): "pytorchjob-kubeflow-v1.json"}
+HELM_VALUES = INFRA_DIR / "helm" / "airflow" / "values.yaml"
+AIRFLOW_VALUES_SCHEMA = "airflow-chart-values.focused.json"
 K8sObject = dict[str, Any]
 
 
@@ -77,7 +80,7 @@ def _core_definitions(version: str) -> referencing.Resource:
     return referencing.jsonschema.DRAFT202012.create_resource(definitions)
 
 
-def _validate_custom(obj: K8sObject, schema_file: str, version: str) -> None:
+def _schema_validator(schema_file: str, version: str) -> jsonschema.Draft202012Validator:
     schema = json.loads((SCHEMAS_DIR / schema_file).read_text(encoding="utf-8"))
     registry = referencing.Registry().with_resources(
         [
@@ -85,10 +88,24 @@ def _validate_custom(obj: K8sObject, schema_file: str, version: str) -> None:
             (schema["$id"], referencing.jsonschema.DRAFT202012.create_resource(schema)),
         ]
     )
-    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def _validate_custom(obj: K8sObject, schema_file: str, version: str) -> None:
+    validator = _schema_validator(schema_file, version)
     error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
     if error is not None:
         raise ManifestError(_describe(obj, error))
+
+
+def check_helm_values(values_file: Path = HELM_VALUES, version: str = KUBERNETES_VERSION) -> None:
+    """The Airflow chart values against the focused schema (see its description)."""
+    values = yaml.safe_load(values_file.read_text(encoding="utf-8"))
+    validator = _schema_validator(AIRFLOW_VALUES_SCHEMA, version)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(values))
+    if error is not None:
+        where = ".".join(str(part) for part in error.absolute_path) or "(root)"
+        raise ManifestError(f"{values_file}: {where}: {error.message[:300]}")
 
 
 def _describe(obj: K8sObject, error: jsonschema.ValidationError) -> str:
@@ -138,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for checked in check_all(infra_copy, args.kubernetes_version):
                 print(f"ok  {checked.source:<20} {checked.kind}/{checked.name}  [{checked.schema}]")
+            check_helm_values(infra_copy / HELM_VALUES.relative_to(INFRA_DIR))
+            print(f"ok  helm/airflow/values.yaml  [infra/schemas/{AIRFLOW_VALUES_SCHEMA}]")
         except ManifestError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

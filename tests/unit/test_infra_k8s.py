@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from infra import manifests
 from infra.manifests import ManifestError, build, validate_object
@@ -193,7 +194,7 @@ def referenced_secrets(objects: list[K8sObject]) -> set[str]:
 def test_prod_commits_no_secret_and_the_guide_says_how_to_create_each(
     rendered: dict[str, list[K8sObject]],
 ) -> None:
-    prod = rendered["k8s/overlays/prod"] + rendered["training"]
+    prod = rendered["k8s/overlays/prod"] + rendered["training"] + rendered["jobs/index-build"]
     assert not by_kind(prod, "Secret")
     guide = DEPLOY_DOC.read_text(encoding="utf-8")
     for name in referenced_secrets(prod):
@@ -254,3 +255,37 @@ def test_pytorchjob_runs_the_ddp_entry_point_with_torchrun(
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
         assert "/dev/shm" in mounts
         assert any(t["key"] == "nvidia.com/gpu" for t in spec["tolerations"])
+
+
+def test_every_claim_and_config_map_a_pod_mounts_is_defined(
+    rendered: dict[str, list[K8sObject]],
+) -> None:
+    for overlay in ("k8s/overlays/local", "k8s/overlays/prod"):
+        objects = rendered[overlay] + rendered["training"] + rendered["jobs/index-build"]
+        claims = set(by_kind(objects, "PersistentVolumeClaim"))
+        config_maps = set(by_kind(objects, "ConfigMap"))
+        for owner, spec in pod_specs(objects):
+            for volume in spec.get("volumes", []):
+                if "persistentVolumeClaim" in volume:
+                    assert volume["persistentVolumeClaim"]["claimName"] in claims, owner
+                if "configMap" in volume:
+                    assert volume["configMap"]["name"] in config_maps, owner
+            for container in spec["containers"]:
+                for source in container.get("envFrom", []):
+                    if "configMapRef" in source:
+                        assert source["configMapRef"]["name"] in config_maps, owner
+
+
+def test_serving_mounts_the_index_where_the_bento_looks_for_it(
+    rendered: dict[str, list[K8sObject]],
+) -> None:
+    bentofile = yaml.safe_load((REPO_ROOT / "bentofile.yaml").read_text(encoding="utf-8"))
+    index_dir = next(e["value"] for e in bentofile["envs"] if e["name"] == "DOVE_INDEX_DIR")
+    deployment = by_kind(rendered["k8s/overlays/prod"], "Deployment")["dove-retrieval"]
+    mounts = deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    index_mount = next(m for m in mounts if m["name"] == "index")
+    assert index_mount["mountPath"] == index_dir and index_mount["readOnly"] is True
+    job = by_kind(rendered["jobs/index-build"], "Job")["dove-index-build"]
+    job_container = job["spec"]["template"]["spec"]["containers"][0]
+    out = next(a for a in job_container["args"] if a.startswith("--out="))
+    assert out.removeprefix("--out=").rsplit("/", 1)[-1] == index_mount["subPath"]
