@@ -114,8 +114,11 @@ def test_workloads_run_as_non_root_with_bounded_resources(
         for owner, spec in pod_specs(objects):
             assert spec["securityContext"]["runAsNonRoot"] is True, owner
             assert spec["securityContext"]["runAsUser"] > 0, owner
+            # the namespace enforces the "restricted" Pod Security Standard
+            assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", owner
             for container in spec["containers"]:
                 assert container["securityContext"]["allowPrivilegeEscalation"] is False, owner
+                assert container["securityContext"]["capabilities"]["drop"] == ["ALL"], owner
                 assert "memory" in container["resources"]["limits"], owner
                 assert container["resources"]["requests"], owner
                 image = container["image"]
