@@ -26,6 +26,8 @@ import kubernetes_validate
 import referencing
 import yaml
 
+from dove_model.errors import DoveError
+
 INFRA_DIR = Path(__file__).resolve().parent
 SCHEMAS_DIR = INFRA_DIR / "schemas"
 KUBERNETES_VERSION = "1.32"  # the oldest minor we support; kubectl's client is 1.32 too
@@ -37,7 +39,7 @@ AIRFLOW_VALUES_SCHEMA = "airflow-chart-values.focused.json"
 K8sObject = dict[str, Any]
 
 
-class ManifestError(Exception):
+class ManifestError(DoveError):
     """A kustomization that does not build, or an object its schema rejects."""
 
 
@@ -49,10 +51,15 @@ class Checked:
     schema: str
 
 
-def kubectl() -> str:
+def find_kubectl() -> str | None:
     found = shutil.which("kubectl") or "/usr/bin/kubectl"
-    if not Path(found).is_file():
-        raise ManifestError("kubectl not found (Debian: apt-get install kubectl)")
+    return found if Path(found).is_file() else None
+
+
+def kubectl() -> str:
+    found = find_kubectl()
+    if found is None:
+        raise ManifestError("kubectl not found on PATH (apt-get install kubectl)")
     return found
 
 
@@ -159,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ok  helm/airflow/values.yaml  [infra/schemas/{AIRFLOW_VALUES_SCHEMA}]")
         except ManifestError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return exc.exit_code
     return 0
 
 

@@ -59,6 +59,7 @@ def test_git_sync_points_at_the_dags_of_this_repository() -> None:
     assert (dags_dir.parent / "params.yaml").is_file()  # the DAG's project_root
 
 
+@pytest.mark.skipif(manifests.find_kubectl() is None, reason="kubectl is not installed")
 def test_connections_and_endpoints_match_the_cluster() -> None:
     env_names = {s["envName"] for s in VALUES["secret"]}
     assert {"AIRFLOW_CONN_KFP_DEFAULT", "AIRFLOW_CONN_MLFLOW_DEFAULT"} <= env_names

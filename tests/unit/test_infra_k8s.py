@@ -22,6 +22,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DOC = REPO_ROOT / "docs" / "deploy.md"
 K8sObject = dict[str, Any]
 
+pytestmark = pytest.mark.skipif(
+    manifests.find_kubectl() is None, reason="kubectl is not installed (apt-get install kubectl)"
+)
+
 
 @pytest.fixture(scope="module")
 def infra_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -60,6 +60,7 @@ def test_train_tolerates_gpu_taints_and_keeps_its_gpu_request(package: Path) -> 
             assert "tolerations" not in config, name
 
 
+@pytest.mark.skipif(manifests.find_kubectl() is None, reason="kubectl is not installed")
 def test_every_task_gets_endpoints_and_credentials_that_the_overlays_define(
     package: Path, tmp_path: Path
 ) -> None:
