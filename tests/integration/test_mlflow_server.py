@@ -1,0 +1,165 @@
+"""Register, promote, roll back and load the champion through a real `mlflow server`.
+
+The server listens on 127.0.0.1 (a free port) with a sqlite backend and a temporary
+artifact destination; the model is a real one trained for one epoch on 48 synthetic images.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dove_model.config import Params, load_params
+from dove_model.pipeline.smoke import write_smoke_project
+from dove_model.registry import (
+    alias_state,
+    detect_data_version,
+    download_champion,
+    promote,
+    register,
+    rollback,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore")]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
+    """A smoke project with a prepared dataset and a model trained for one epoch."""
+    import torch
+
+    from dove_model.data.prepare import prepare
+    from dove_model.training.train import train
+
+    root = tmp_path_factory.mktemp("served")
+    params = load_params(write_smoke_project(root))
+    torch.set_num_threads(1)
+    with contextlib.chdir(root):
+        dataset = prepare(params, progress=False)
+        train(dataset, params, Path(params.train.out_dir), progress=False)
+    return root, params
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+        "--artifacts-destination", str(home / "artifacts"),
+        "--workers", "1",
+    ]  # fmt: skip
+    log = (home / "server.log").open("wb")
+    process = subprocess.Popen(
+        command, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(home / 'server.log').read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+        log.close()
+
+
+def _register(root: Path, params: Params, mr: float):
+    metrics = root / f"metrics-{mr}.json"
+    metrics.write_text(json.dumps({"split": "test", "mR": mr, "i2t_r1": mr / 2}))
+    dataset = root / params.data.prepared_dir / params.data.name
+    return register(
+        root / params.train.out_dir / "model",
+        metrics,
+        params,
+        detect_data_version(dataset, root=root),
+        dataset_dir=dataset,
+        validation_dir=None,
+        root=root,
+    )
+
+
+def test_register_promote_rollback_and_load_through_a_server(
+    trained: tuple[Path, Params], mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    import pandas as pd
+
+    root, params = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+
+    first = _register(root, params, 10.0)
+    assert first.promoted and first.champion_version == "1"
+    second = _register(root, params, 12.0)
+    assert second.alias_changes == [
+        "challenger: v1 -> v2",
+        "previous-champion: (none) -> v1",
+        "champion: v1 -> v2",
+    ]
+    assert [str(c) for c in rollback(params, root=root)] == [
+        "champion: v2 -> v1",
+        "previous-champion: v1 -> (removed)",
+    ]
+    assert [str(c) for c in promote(params, "2", root=root)] == [
+        "previous-champion: (none) -> v1",
+        "champion: v1 -> v2",
+    ]
+    assert alias_state(params, root=root) == {
+        "champion": "2",
+        "previous-champion": "1",
+        "challenger": "2",
+    }
+    assert not (root / "mlruns" / "mlflow.db").exists(), "a server URI must not use sqlite"
+
+    # The artifacts went through the server, and the champion loads as a working pyfunc.
+    model_dir = download_champion(params, root / "downloaded")
+    original = root / params.train.out_dir / "model" / "model.safetensors"
+    assert (model_dir / "model.safetensors").read_bytes() == original.read_bytes()
+    model = mlflow.pyfunc.load_model(f"models:/{params.register_.model_name}@champion")
+    texts = ["a river in the forest", "planes at the airport"]
+    embeddings = model.predict(pd.DataFrame({"text": texts}))
+    assert len(embeddings) == 2
+    vector = embeddings["embedding"].iloc[0]
+    assert abs(float((vector**2).sum()) - 1.0) < 1e-4  # L2-normalised
+    images = sorted((root / params.data.prepared_dir / params.data.name).rglob("*.jpg"))[:4]
+    encoded = [base64.b64encode(p.read_bytes()).decode() for p in images]
+    frame = pd.DataFrame({"text": [texts[0]] + [None] * 4, "image": [None, *encoded]})
+    ranked = model.predict(frame, params={"task": "search", "top_k": 3})
+    assert len(ranked) == 1
+    assert len(ranked["ranking"].iloc[0]) == 3
+    assert set(ranked["ranking"].iloc[0]) <= {1, 2, 3, 4}
+    scores = ranked["scores"].iloc[0]
+    assert scores == sorted(scores, reverse=True)
