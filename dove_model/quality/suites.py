@@ -25,16 +25,20 @@ class Check:
 
     name: str
     severity: str
-    expectation: gxe.Expectation
+    kind: type[gxe.Expectation]
+    kwargs: dict[str, Any]
+
+    def build(self) -> gxe.Expectation:
+        """A new GE expectation (one instance can belong to one suite only); its severity and
+        name go into GE too, so the Data Docs show them."""
+        return self.kind(**self.kwargs, severity=self.severity, meta={"check": self.name})
 
 
 SuiteBuilder = Callable[[ValidateParams], list[Check]]
 
 
 def check(name: str, severity: str, kind: type[gxe.Expectation], **kwargs: Any) -> Check:
-    """A named expectation; its severity and name also go into GE (Data Docs show them)."""
-    expectation = kind(**kwargs, severity=severity, meta={"check": name})
-    return Check(name, severity, expectation)
+    return Check(name, severity, kind, kwargs)
 
 
 def caption_checks(p: ValidateParams) -> list[Check]:
