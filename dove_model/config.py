@@ -195,6 +195,7 @@ class ServeParams(Section):
     max_latency_ms: int = 50
     thumbnail_px: int = Field(160, ge=16, le=1024)
     model_tag: str = "dove-rs-retrieval:latest"  # BentoML store tag the service loads
+    op_threads: int = Field(1, ge=1)  # torch/FAISS threads per request (requests run in parallel)
 
 
 # --------------------------------------------------------------------------------- root

@@ -67,6 +67,22 @@ def import_(
     )
 
 
+@data_app.command("version")
+def version(
+    push: Annotated[bool, typer.Option(help="Push to the default DVC remote.")] = True,
+    params_file: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Pull or render data/ if absent, then `dvc add data` (and `dvc push`); print the md5."""
+    from dove_model.config import load_params
+    from dove_model.data.default import ensure_default_data
+    from dove_model.errors import ConfigError
+
+    found = ensure_default_data(load_params(params_file), ".", push=push)
+    if found is None:
+        raise ConfigError(f"{Path.cwd()}: not a DVC repository (no .dvc/ folder)")
+    typer.echo(f"data version {found.md5} ({found.n_files} files, {found.pushed} pushed)")
+
+
 def prepare_command(params_file: ParamsOption = DEFAULT_PARAMS) -> None:
     """Stage `prepare`: build the canonical dataset that params.yaml (section data) names."""
     from dove_model.config import load_params

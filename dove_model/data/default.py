@@ -1,11 +1,13 @@
 """The default dataset end to end, for ``make demo``: render, version, prepare, validate.
 
-``dove_model.demo`` (the pipeline's demo) calls :func:`build_default_dataset`; each step is
-also a function of its own (``ensure_synth``, ``version_data``, ``prepare``, ``validate``).
+A fresh clone has ``data.dvc`` but no ``data/`` (and usually an empty local remote), so
+``dvc repro`` cannot start before :func:`ensure_default_data` has pulled or re-rendered it.
+The renderer is deterministic, so a re-rendered default matches the committed md5.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +15,13 @@ from pathlib import Path
 from rich.console import Console
 
 from dove_model.config import Params
-from dove_model.data.prepare import ensure_synth, prepare
-from dove_model.data.versioning import DataVersion, version_data
+from dove_model.data.prepare import prepare, synth_source_dir
+from dove_model.data.synth import CAPTIONS_FILE, render_synth
+from dove_model.data.versioning import DATA_TARGET, DataVersion, version_data
 from dove_model.quality.summary import print_summary
 from dove_model.quality.validate import ValidationResult, validate
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,50 @@ class DefaultDataset:
     validation: ValidationResult
 
 
+def _pull(root: Path) -> bool:
+    """``dvc pull data.dvc``; False when the remote does not have it (e.g. a fresh clone)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(root)) as repo:
+            repo.pull(targets=[str(root / f"{DATA_TARGET}.dvc")])
+    except DvcException as exc:
+        log.info("dvc pull failed (%s); rendering the synthetic dataset instead", exc)
+        return False
+    return True
+
+
+def ensure_default_data(
+    params: Params,
+    repo_root: Path | str = ".",
+    *,
+    push: bool = True,
+    console: Console | None = None,
+) -> DataVersion | None:
+    """Make ``data/`` exist and be versioned: pull it from the DVC remote, else render the
+    synthetic default; then ``dvc add`` (+ ``dvc push``). Returns the data version (None
+    outside a DVC repository). Relative ``data.path`` is taken from ``repo_root``."""
+    console = console or Console()
+    root = Path(repo_root)
+    source = root / synth_source_dir(params.data)
+    is_dvc = (root / ".dvc").is_dir() and (root / f"{DATA_TARGET}.dvc").is_file()
+    missing = params.data.source == "synth" and not (source / CAPTIONS_FILE).is_file()
+    if missing and is_dvc and _pull(root):
+        missing = not (source / CAPTIONS_FILE).is_file()
+    if missing:
+        summary = render_synth(source, params.data.synth)
+        console.print(
+            f"rendered the synthetic dataset: {summary.n_images} images in "
+            f"{summary.seconds:.1f} s -> {source}"
+        )
+    if not (root / ".dvc").is_dir():
+        return None
+    version = version_data(root, push=push)
+    console.print(f"data version (DVC md5 of {DATA_TARGET}/): {version.md5}")
+    return version
+
+
 def build_default_dataset(
     params: Params,
     repo_root: Path | str = ".",
@@ -33,18 +82,13 @@ def build_default_dataset(
     push: bool = True,
     console: Console | None = None,
 ) -> DefaultDataset:
-    """Render the synthetic dataset if absent, version it with DVC (when ``repo_root`` is a
-    DVC repository), prepare it and run the data gate; print a one-screen summary."""
+    """:func:`ensure_default_data`, then prepare and the data gate, with a one-screen summary.
+    Paths in ``params`` are taken relative to the current directory (the repository root)."""
     console = console or Console()
-    root = Path(repo_root)
     started = time.perf_counter()
-    source = ensure_synth(params.data)
-    console.print(f"default dataset: {source} ({time.perf_counter() - started:.1f} s)")
-    version = None
-    if (root / ".dvc").is_dir():
-        version = version_data(root, push=push)
-        console.print(f"data version (DVC md5): {version.md5}, {version.pushed} files pushed")
+    version = ensure_default_data(params, repo_root, push=push, console=console)
     dataset_dir = prepare(params)
     result = validate(dataset_dir, params, Path(params.validate_.report_dir))
     print_summary(result, console)
+    console.print(f"default dataset ready in {time.perf_counter() - started:.1f} s: {dataset_dir}")
     return DefaultDataset(dataset_dir, version, result)

@@ -41,8 +41,19 @@ def load_encoder(config: ServingConfig) -> tuple[Encoder, dict[str, str]]:
     return DoveEncoder.from_dir(model_dir, device="cpu"), labels
 
 
+def set_op_threads(threads: int) -> None:
+    """One thread per torch/FAISS op: concurrent requests, not one request, use the cores
+    (measured on 2 cores: a 10k search took 16 ms with 2 OpenMP threads, 0.5 ms with 1)."""
+    import faiss
+    import torch
+
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+
+
 def load_runtime(config: ServingConfig, metrics: StepMetrics | None = None) -> ServiceRuntime:
     """Load model and index; raises IndexMismatchError if another model built the index."""
+    set_op_threads(config.params.serve.op_threads)
     encoder, labels = load_encoder(config)
     archive = load_archive(config.index_dir, config.params.index)
     serve = config.params.serve

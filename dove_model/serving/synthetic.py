@@ -25,9 +25,16 @@ SCENES = {
 
 
 def tiny_model_dir(
-    target: Path, captions: list[str], *, seed: int = 0, embed_dim: int = 64
+    target: Path,
+    captions: list[str],
+    *,
+    seed: int = 0,
+    embed_dim: int = 64,
+    model: ModelParams | None = None,
+    eval_size: int = 64,
 ) -> Path:
-    """An untrained small DOVE model written in the model-directory format (contracts 3)."""
+    """An untrained DOVE model written in the model-directory format (contracts 3): small by
+    default, or the architecture ``model`` describes (benchmarks time the real sizes)."""
     import torch
 
     from dove_model.model.dove import DoveModel
@@ -35,12 +42,11 @@ def tiny_model_dir(
     from dove_model.model.vocab import Vocabulary
 
     torch.manual_seed(seed)
-    params = ModelParams(
+    params = model or ModelParams(
         backbone="resnet18", pretrained=False, embed_dim=embed_dim, word_dim=32, vocab_min_freq=1
     )
     vocab = Vocabulary.build(captions, min_freq=1, max_len=params.max_len)
-    model = DoveModel(params, len(vocab))
-    return save_model_dir(model, vocab, 64, Path(target))
+    return save_model_dir(DoveModel(params, len(vocab)), vocab, eval_size, Path(target))
 
 
 def scene_image(scene: str, index: int, size: int = 96) -> Image.Image:

@@ -1,0 +1,143 @@
+"""Text -> image latency and throughput through the HTTP endpoint, archive size x index kind.
+
+Archives are synthetic (random unit vectors in float16, the real on-disk format) with an
+untrained model of the demo architecture, so the timings are those of real encoding, FAISS
+search and ROAM re-rank; only the ranking quality is meaningless. Prints, never asserts.
+
+    .venv/bin/python bench/bench_serving.py --sizes 10000 100000 --kinds exact hnsw
+    .venv/bin/python bench/bench_serving.py --sizes 1000000 --kinds ivf
+
+The load generator runs on the same machine as the server (2 cores shared): the QPS figures
+are a floor for a dedicated server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+from prometheus_client.parser import text_string_to_metric_families
+
+from dove_model.config import IndexParams, Params
+from dove_model.index.archive import write_archive
+from dove_model.serving.launch import serving_env, start_service
+from dove_model.serving.model_store import weights_fingerprint
+from dove_model.serving.synthetic import SCENES, random_archive, tiny_model_dir
+
+WORDS = ["blue", "lake", "green", "farmland", "city", "grey", "roads", "desert", "dunes"]
+
+
+def build_archive(folder: Path, model_dir: Path, n: int, dim: int, kind: str) -> float:
+    """Write an index folder of ``n`` random images; returns the build time in seconds."""
+    arrays = random_archive(n, dim)
+    images = pd.DataFrame({"image_id": [f"img{i}" for i in range(n)]})
+    images["path"] = images["image_id"] + ".png"
+    images["label"] = pd.array([None] * n, dtype="string")
+    captions = pd.DataFrame({"caption": ["a lake"], "image_row": [0]})
+    if kind == "exact":
+        params = IndexParams(exact_max=n)
+    else:
+        params = IndexParams(exact_max=0, approximate=kind)  # type: ignore[arg-type]
+    start = time.perf_counter()
+    write_archive(
+        folder,
+        arrays=arrays,
+        images=images,
+        captions=captions,
+        caption_embeddings=np.asarray(arrays.v_m[:1], np.float32),
+        params=params,
+        meta={"model_fingerprint": weights_fingerprint(model_dir), "model": {}},
+    )
+    return time.perf_counter() - start
+
+
+async def run_level(url: str, concurrency: int, total: int, seed: int) -> tuple[list[float], float]:
+    rng = random.Random(seed)
+    queries = [" ".join(rng.sample(WORDS, 4)) for _ in range(total)]
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def worker(mine: list[str]) -> None:
+            for query in mine:
+                start = time.perf_counter()
+                response = await client.post("/search_images", json={"query": query, "k": 10})
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(queries[i::concurrency]) for i in range(concurrency)))
+        wall = time.perf_counter() - start
+    return latencies, wall
+
+
+def step_means(url: str) -> dict[str, float]:
+    """Mean server-side milliseconds per step (text -> image), from the Prometheus histogram."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        if family.name != "dove_search_step_seconds":
+            continue
+        for sample in family.samples:
+            if sample.labels.get("direction") != "text_to_image":
+                continue
+            step = sample.labels["step"]
+            if sample.name.endswith("_sum"):
+                sums[step] = sample.value
+            elif sample.name.endswith("_count"):
+                counts[step] = sample.value
+    return {s: 1000 * sums[s] / max(counts[s], 1) for s in ("encode", "candidate_search", "rerank")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--kinds", nargs="+", default=["exact", "hnsw"])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=400, help="per concurrency level")
+    args = parser.parse_args()
+
+    model = Params().model_for_training()  # the demo architecture: resnet18, D=256
+    eval_size = Params().train.active.eval_size
+    print(f"model: untrained {model.backbone}, D={model.embed_dim}; candidates_k=100, k=10")
+    print("size     index  build_s  c   p50_ms  p99_ms    QPS  server encode/search/rerank ms")
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        work = Path(tmp)
+        captions = [c for _, c in SCENES.values()] + [" ".join(WORDS)]
+        model_dir = tiny_model_dir(work / "model", captions, model=model, eval_size=eval_size)
+        for n in args.sizes:
+            for kind in args.kinds:
+                index_dir = work / f"index-{n}-{kind}"
+                build_s = build_archive(index_dir, model_dir, n, model.embed_dim, kind)
+                env = serving_env(model_dir=model_dir, index_dir=index_dir,
+                                  bentoml_home=work / "bentoml")  # fmt: skip
+                env.pop("DOVE_API_KEY", None)
+                service = start_service(env, log_file=work / "serve.log")
+                try:
+                    service.wait_ready(timeout=600)
+                    asyncio.run(run_level(service.url, 4, 40, seed=0))  # warm-up
+                    for c in args.concurrency:
+                        lat, wall = asyncio.run(run_level(service.url, c, args.requests, seed=c))
+                        ms = np.array(lat) * 1000
+                        steps = step_means(service.url)
+                        print(
+                            f"{n:<8} {kind:<6} {build_s:7.1f} {c:>3} {np.percentile(ms, 50):7.1f} "
+                            f"{np.percentile(ms, 99):7.1f} {len(lat) / wall:6.1f}  "
+                            + "/".join(f"{v:.1f}" for v in steps.values()),
+                            flush=True,
+                        )
+                finally:
+                    service.stop()
+                shutil.rmtree(index_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
