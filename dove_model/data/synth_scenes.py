@@ -131,16 +131,19 @@ def forest(rng: np.random.Generator, size: int) -> tuple[Image.Image, Facts]:
     img = texture(rng, size, (30, 85, 35), noise=10)
     draw = ImageDraw.Draw(img)
     position = str(rng.choice(list(POSITIONS)))
-    clearing = position_box(position, size, margin=0.3)
+    clearing = position_box(position, size, margin=0.15)
     dense = rng.random() < 0.5
-    n_trees = int(size * size / (110 if dense else 260))
-    radius = size / 40
-    for _ in range(n_trees):
-        x, y = rng.uniform(0, size, 2)
+    n_trees = int(size * size / (200 if dense else 450))
+    radius = size / 32
+    centres = rng.uniform(0, size, (n_trees, 2))
+    light = rng.random(n_trees) < 0.5
+    shades = rng.integers(-12, 13, (n_trees, 3))
+    for (x, y), is_light, shade in zip(centres, light, shades, strict=True):
         if clearing[0] < x < clearing[2] and clearing[1] < y < clearing[3]:
             continue
-        shade = jitter(rng, (20, 70, 25) if rng.random() < 0.5 else (50, 115, 45), 12)
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=shade)
+        base = (50, 115, 45) if is_light else (20, 70, 25)
+        colour = (base[0] + int(shade[0]), base[1] + int(shade[1]), base[2] + int(shade[2]))
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
     draw.ellipse(clearing, fill=jitter(rng, (165, 140, 90), 10))
     density = "dense" if dense else "sparse"
     where = where_phrase(position, rng)
