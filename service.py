@@ -9,16 +9,17 @@ at /ui/; BentoML's own /healthz, /livez, /readyz and /metrics.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import bentoml
 import numpy as np
-from bentoml.exceptions import InvalidArgument
 from bentoml.validators import ContentType
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, Response
 from PIL import Image
+from pydantic import AfterValidator
 from starlette.responses import JSONResponse
 
 from dove_model.config import ServeParams
@@ -37,6 +38,37 @@ PAGE_DIR = Path(__file__).resolve().parent / "serving" / "static"
 # defaults of the serve section (not from params.yaml, which is read only at start).
 BATCHING = ServeParams()
 ui = FastAPI(title="DOVE search page", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@lru_cache(maxsize=1)
+def _serve_params() -> ServeParams:
+    """The serve section, resolved on first use inside the running service (not at import)."""
+    from dove_model.serving.settings import resolve_serving_config
+
+    return resolve_serving_config(os.environ).params.serve
+
+
+def _checked_text(text: str) -> str:
+    try:
+        return check_query(text, _serve_params().max_query_chars)
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _decoded_upload(path: Path) -> Image.Image:
+    """Each request's images are checked before it joins a batch: one bad upload must not
+    fail the other requests batched with it."""
+    limits = _serve_params()
+    try:
+        return decode_image(
+            path.read_bytes(), max_bytes=limits.max_upload_bytes, max_pixels=limits.max_pixels
+        )
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
+CheckedText = Annotated[str, AfterValidator(_checked_text)]
+CheckedImage = Annotated[Path, ContentType("image/*"), AfterValidator(_decoded_upload)]
 
 
 def _error(exc: InputError) -> JSONResponse:
@@ -127,13 +159,8 @@ class DoveRetrieval:
         max_batch_size=BATCHING.max_batch_size,
         max_latency_ms=BATCHING.max_latency_ms,
     )
-    def encode_texts(self, texts: list[str]) -> np.ndarray:
+    def encode_texts(self, texts: list[CheckedText]) -> np.ndarray:
         """Global text embeddings T_G, (N, D); adaptive batching across requests."""
-        for text in texts:
-            try:
-                check_query(text, self.serve.max_query_chars)
-            except InputError as exc:
-                raise InvalidArgument(str(exc)) from None
         return np.asarray(self.runtime.encoder.encode_texts(list(texts)).t_g, dtype=np.float32)
 
     @bentoml.api(
@@ -141,20 +168,10 @@ class DoveRetrieval:
         max_batch_size=BATCHING.max_batch_size // 2,
         max_latency_ms=BATCHING.max_latency_ms * 2,
     )
-    def encode_images(self, images: list[Image.Image]) -> np.ndarray:
+    def encode_images(self, images: list[CheckedImage]) -> np.ndarray:
         """Global image embeddings V_M, (N, D); adaptive batching across requests."""
-        checked = []
-        for img in images:
-            width, height = img.size
-            if width * height > self.serve.max_pixels:
-                raise InvalidArgument(
-                    f"image is {width}x{height} pixels; the maximum is {self.serve.max_pixels}"
-                )
-            try:
-                checked.append(img.convert("RGB"))
-            except OSError as exc:
-                raise InvalidArgument(f"image is truncated or corrupt ({exc})") from None
-        return np.asarray(self.runtime.encoder.encode_images(checked).v_m, dtype=np.float32)
+        pictures = cast(list[Image.Image], images)  # decoded by CheckedImage's validator
+        return np.asarray(self.runtime.encoder.encode_images(pictures).v_m, dtype=np.float32)
 
     @bentoml.api
     def info(self) -> ServiceInfo:

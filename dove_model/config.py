@@ -192,7 +192,7 @@ class ServeParams(Section):
     max_pixels: int = 40_000_000
     api_key_env: str = "DOVE_API_KEY"
     max_batch_size: int = 32
-    max_latency_ms: int = 50
+    max_latency_ms: int = 1000  # BentoML sheds (503) a request predicted to wait longer
     thumbnail_px: int = Field(160, ge=16, le=1024)
     model_tag: str = "dove-rs-retrieval:latest"  # BentoML store tag the service loads
     op_threads: int = Field(1, ge=1)  # torch/FAISS threads per request (requests run in parallel)

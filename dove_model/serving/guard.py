@@ -47,7 +47,42 @@ class RequestGuard:
         if length.isdigit() and int(length) > max_body:
             await _reply(send, 413, f"request body of {length} bytes is over {max_body}")
             return
-        await self.app(scope, receive, send)
+        await _capped(self.app, scope, receive, send, max_body)
+
+
+async def _capped(app: ASGIApp, scope: Scope, receive: Any, send: Any, max_body: int) -> None:
+    """Count streamed body bytes (a chunked upload declares no length): past the cap the app
+    sees a disconnect, its own answer is dropped and the client gets a 413."""
+    received = 0
+    over = False
+    started = False
+
+    async def counting_receive() -> dict[str, Any]:
+        nonlocal received, over
+        if over:
+            return {"type": "http.disconnect"}
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_body:
+                over = True
+                return {"type": "http.disconnect"}
+        return message
+
+    async def guarded_send(message: dict[str, Any]) -> None:
+        nonlocal started
+        if over:
+            return
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, counting_receive, guarded_send)
+    except Exception:
+        if not over:
+            raise
+    if over and not started:
+        await _reply(send, 413, f"request body is over {max_body} bytes")
 
 
 def _has_key(headers: dict[str, str], api_key: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -124,6 +125,15 @@ def test_encoders_are_batchable_endpoints(client: httpx.Client) -> None:
     assert len(images.json()) == 2
 
 
+def test_a_bad_request_does_not_fail_the_batch_it_would_join(client: httpx.Client) -> None:
+    """Requests are validated one by one before adaptive batching merges them."""
+    bodies = [{"texts": ["a lake", "a city"]}] * 6 + [{"texts": ["a lake", "   "]}]
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        responses = list(pool.map(lambda b: client.post("/encode_texts", json=b), bodies))
+    assert [r.status_code for r in responses] == [200] * 6 + [400]
+    assert "query is empty" in assert_json_error(responses[-1], 400)
+
+
 # --------------------------------------------------------------------- probes, key
 def test_health_and_metrics_need_no_key(service: ServiceProcess, client: httpx.Client) -> None:
     client.post("/search_images", json={"query": "city", "k": 3})
@@ -205,6 +215,35 @@ def test_upload_over_the_byte_cap_is_413(client: httpx.Client) -> None:
     too_big = b"\x89PNG" + b"\0" * (10 * 1024 * 1024 + 128 * 1024)
     response = client.post("/search_texts", files={"image": ("big.png", too_big, "image/png")})
     assert_json_error(response, 413)
+
+
+def test_streamed_upload_over_the_byte_cap_is_413(client: httpx.Client) -> None:
+    """Chunked transfer declares no length: the cap is enforced on the bytes that arrive."""
+    boundary = "dove-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="big.png"'
+        "\r\nContent-Type: image/png\r\n\r\n"
+    ).encode()
+
+    def body() -> Iterator[bytes]:
+        yield head
+        for _ in range(12):
+            yield b"\0" * (1024 * 1024)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post(
+        "/search_texts",
+        content=body(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert_json_error(response, 413)
+
+
+def test_bomb_sent_to_the_batch_encoder_is_4xx(client: httpx.Client) -> None:
+    response = client.post(
+        "/encode_images", files=[("images", ("bomb.png", decompression_bomb(), "image/png"))]
+    )
+    assert_json_error(response, (400, 413))
 
 
 def test_a_url_is_never_fetched(client: httpx.Client) -> None:

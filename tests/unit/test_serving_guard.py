@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
@@ -15,8 +16,9 @@ from dove_model.serving.guard import RequestGuard
 PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
 
 
-async def ok(_: object) -> PlainTextResponse:
-    return PlainTextResponse("ok")
+async def ok(request: Request) -> PlainTextResponse:
+    body = await request.body()  # like an upload endpoint, read everything sent
+    return PlainTextResponse(f"ok {len(body)}")
 
 
 def guarded(monkeypatch: pytest.MonkeyPatch, key: str | None) -> httpx.AsyncClient:
@@ -63,6 +65,19 @@ async def test_declared_body_over_the_cap_is_413(monkeypatch: pytest.MonkeyPatch
         big = await client.post("/x", content=b"\0" * (11 * 1024 * 1024))
         assert big.status_code == 413 and "bytes" in big.json()["error"]
         assert (await client.post("/x", content=b"small")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_streamed_body_without_length_is_cut_at_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def chunks():  # chunked transfer: no Content-Length header
+        for _ in range(12):
+            yield b"\0" * (1024 * 1024)
+
+    async with guarded(monkeypatch, None) as client:
+        streamed = await client.post("/x", content=chunks())
+        assert streamed.status_code == 413 and "over" in streamed.json()["error"]
 
 
 @pytest.fixture
