@@ -257,7 +257,8 @@ def test_pytorchjob_runs_the_ddp_entry_point_with_torchrun(
         spec = replica["template"]["spec"]
         container = next(c for c in spec["containers"] if c["name"] == "pytorch")
         assert container["command"] == ["torchrun"]
-        assert "dove_model.training.ddp" in container["args"]
+        args = container["args"]
+        assert args[args.index("--no-python") + 1 :][:2] == ["dove", "train"]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == int(job["nprocPerNode"])
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
         assert "/dev/shm" in mounts
@@ -296,3 +297,19 @@ def test_serving_mounts_the_index_where_the_bento_looks_for_it(
     job_container = job["spec"]["template"]["spec"]["containers"][0]
     out = next(a for a in job_container["args"] if a.startswith("--out="))
     assert out.removeprefix("--out=").rsplit("/", 1)[-1] == index_mount["subPath"]
+
+
+def test_pytorchjob_options_are_those_of_dove_train(rendered: dict[str, list[K8sObject]]) -> None:
+    import typer
+
+    from dove_model.cli import app
+
+    train = typer.main.get_command(app).commands.get("train")
+    if train is None:
+        pytest.skip("`dove train` is not part of the CLI yet")
+    known = {opt for param in train.params for opt in param.opts}
+    job = by_kind(rendered["training"], "PyTorchJob")["dove-train-ddp"]["spec"]
+    for replica in job["pytorchReplicaSpecs"].values():
+        args = replica["template"]["spec"]["containers"][0]["args"]
+        train_args = args[args.index("train") + 1 :]
+        assert {a.split("=", 1)[0] for a in train_args} <= known, known
