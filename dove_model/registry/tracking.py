@@ -19,6 +19,7 @@ import yaml
 from dove_model.config import RegisterParams
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
+REGISTRY_ENV = "MLFLOW_REGISTRY_URI"
 SQLITE_PREFIX = "sqlite:///"
 
 
@@ -44,15 +45,26 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def configure(register: RegisterParams, root: Path | None = None) -> str:
-    """Point MLflow (tracking and registry) at the resolved URI; returns it."""
+    """Point MLflow (tracking and registry) at the resolved URI; returns it.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI`` (and the registry
+    twin) to the environment; that is undone here, so the environment keeps meaning "what
+    the user asked for" and a later call for another project resolves afresh.
+    """
     import mlflow
 
     uri = resolve_tracking_uri(register, root)
     db = sqlite_path(uri)
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
+    saved = {name: os.environ.get(name) for name in (TRACKING_ENV, REGISTRY_ENV)}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     return uri
 
 

@@ -178,3 +178,16 @@ def test_data_version_is_a_content_hash_of_the_manifest(tmp_path: Path) -> None:
     write_manifest(frame.assign(caption="two planes"), tmp_path / "d3")
     assert detect_data_version(tmp_path / "d3", root=tmp_path).tag != first.tag
     assert first.dvc_md5 is None and first.as_tags()["data_dvc_md5"] == "untracked"
+
+
+def test_configure_leaves_the_environment_as_the_user_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from dove_model.registry.tracking import configure
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first = configure(Params().register_, tmp_path / "a")
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert configure(Params().register_, tmp_path / "b") != first
