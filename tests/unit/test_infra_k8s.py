@@ -299,17 +299,31 @@ def test_serving_mounts_the_index_where_the_bento_looks_for_it(
     assert out.removeprefix("--out=").rsplit("/", 1)[-1] == index_mount["subPath"]
 
 
-def test_pytorchjob_options_are_those_of_dove_train(rendered: dict[str, list[K8sObject]]) -> None:
+def dove_command_options(name: str) -> set[str] | None:
+    """The options ``dove <name>`` accepts; None where the command does not exist (yet)."""
     import typer
 
     from dove_model.cli import app
 
-    train = typer.main.get_command(app).commands.get("train")
-    if train is None:
+    command = typer.main.get_command(app).commands.get(name)
+    return None if command is None else {opt for p in command.params for opt in p.opts}
+
+
+def test_pytorchjob_options_are_those_of_dove_train(rendered: dict[str, list[K8sObject]]) -> None:
+    known = dove_command_options("train")
+    if known is None:
         pytest.skip("`dove train` is not part of the CLI yet")
-    known = {opt for param in train.params for opt in param.opts}
     job = by_kind(rendered["training"], "PyTorchJob")["dove-train-ddp"]["spec"]
     for replica in job["pytorchReplicaSpecs"].values():
         args = replica["template"]["spec"]["containers"][0]["args"]
         train_args = args[args.index("train") + 1 :]
         assert {a.split("=", 1)[0] for a in train_args} <= known, known
+
+
+def test_index_job_options_are_those_of_dove_deploy(rendered: dict[str, list[K8sObject]]) -> None:
+    known = dove_command_options("deploy")
+    assert known is not None
+    job = by_kind(rendered["jobs/index-build"], "Job")["dove-index-build"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["dove", "deploy"]
+    assert {a.split("=", 1)[0] for a in container["args"]} <= known, known
