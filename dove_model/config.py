@@ -102,6 +102,7 @@ class TrainProfile(Section):
     early_stopping_patience: int = 10
     max_minutes: float | None = None  # stop after this wall-clock budget
     grad_clip: float | None = 2.0
+    feature_cache: bool = True  # with freeze_backbone: reuse pooled backbone features
     model: dict[str, Any] = {}  # overrides of the model section for this profile
 
 
@@ -111,6 +112,7 @@ class TrainParams(Section):
     out_dir: str = "artifacts/train"
     cache_dir: str = ".cache/features"
     device: str = "auto"
+    val_split: str = "val"  # model selection split (UCM has none: use "test" there)
     profiles: dict[str, TrainProfile] = {
         "paper": TrainProfile(),
         "demo": TrainProfile(

@@ -183,11 +183,12 @@ class DoveEncoder:
         )
 
     def _text_tensors(self, parts: TextParts) -> TextEmbeddings:
+        # padding words cost time in IGA but add nothing: keep the chunk's longest caption
+        used = np.flatnonzero(parts.mask.any(axis=0))
+        width = int(used[-1]) + 1 if used.size else 1
+        arrays = (parts.t_g, parts.words[:, :width], parts.mask[:, :width])
         return TextEmbeddings(
-            *(
-                torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
-                for a in (parts.t_g, parts.words, parts.mask)
-            )
+            *(torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in arrays)
         )
 
 

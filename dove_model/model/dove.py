@@ -76,8 +76,10 @@ class DoveModel(nn.Module):
     ) -> ImageEmbeddings:
         return self.image_embeddings(self.backbone(images, boxes))
 
-    def encode_text(self, ids: torch.Tensor, lengths: torch.Tensor) -> TextEmbeddings:
-        f_g, t_g, mask = self.text(ids, lengths)
+    def encode_text(
+        self, ids: torch.Tensor, lengths: torch.Tensor, pad_to_input: bool = True
+    ) -> TextEmbeddings:
+        f_g, t_g, mask = self.text(ids, lengths, pad_to_input)
         words = self.iga.word_vectors(f_g, mask) if self.iga is not None else f_g
         return TextEmbeddings(t_g=F.normalize(t_g, dim=-1), words=words, mask=mask)
 
@@ -107,7 +109,7 @@ class DoveModel(nn.Module):
     ) -> LossParts:
         """``features`` of the batch's distinct images; caption j belongs to image_index[j]."""
         image = self.image_embeddings(features)
-        text = self.encode_text(ids, lengths)
+        text = self.encode_text(ids, lengths, pad_to_input=False)
         positive = image_index[:, None] == image_index[None, :]
         p = self.params
         global_scores = self.global_score(image, text)[image_index]

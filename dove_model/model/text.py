@@ -93,7 +93,10 @@ def load_glove(path: Path | str, word2idx: dict[str, int], word_dim: int) -> tor
 
 
 class TextEncoder(nn.Module):
-    """ids (B, L), lengths (B,) -> F_G (B, L, D), T_G (B, D), mask (B, L)."""
+    """ids (B, L), lengths (B,) -> F_G (B, L, D), T_G (B, D), mask (B, L).
+
+    ``pad_to_input`` false: L is the batch's longest caption (training; cheaper).
+    """
 
     def __init__(self, params: ModelParams, vocab_size: int) -> None:
         super().__init__()
@@ -102,16 +105,23 @@ class TextEncoder(nn.Module):
         self.dtga = DTGA(params.embed_dim, params.share_attention) if params.use_dtga else None
 
     def forward(
-        self, ids: torch.Tensor, lengths: torch.Tensor
+        self, ids: torch.Tensor, lengths: torch.Tensor, pad_to_input: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        max_len = ids.shape[1]
-        mask = torch.arange(max_len, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
+        # work on the batch's longest caption only; pad back to the input width at the end
+        width = ids.shape[1]
+        longest = int(lengths.max())
+        ids = ids[:, :longest]
+        mask = torch.arange(longest, device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
         packed = pack_padded_sequence(
             self.embed(ids), lengths.cpu(), batch_first=True, enforce_sorted=False
         )
         out, _ = self.gru(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=max_len)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=longest)
         h_f, h_b = out.chunk(2, dim=-1)
         f_g = self.dtga(h_f, h_b, mask) if self.dtga is not None else (h_f + h_b) / 2
         f_g = f_g * mask.unsqueeze(-1).to(f_g.dtype)
-        return f_g, masked_mean(f_g, mask), mask
+        t_g = masked_mean(f_g, mask)
+        if pad_to_input and longest < width:
+            f_g = nn.functional.pad(f_g, (0, 0, 0, width - longest))
+            mask = nn.functional.pad(mask, (0, width - longest))
+        return f_g, t_g, mask

@@ -1,0 +1,1 @@
+"""Training DOVE: the ``train`` stage (single process, or DDP under torchrun)."""

@@ -1,0 +1,129 @@
+"""Frozen-backbone feature cache: pooled C3-C5 vectors and RoIAlign regions per image.
+
+With ``freeze_backbone: true`` the backbone output is a pure function of (image bytes,
+backbone weights, image size, region boxes). The cache key hashes exactly those, so a changed
+dataset version, backbone, weight file, size or box layout can never hit a stale entry.
+Entries are float16 safetensors files written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from dove_model.atomic import atomic_path
+from dove_model.data.manifest import SplitData
+from dove_model.model.preprocess import eval_transform, load_image
+from dove_model.model.visual import Backbone, PooledFeatures
+
+CACHE_FORMAT = 1
+
+
+class ImageFiles(Dataset):
+    """Images of a split, decoded and transformed (``transform`` default: eval resize)."""
+
+    def __init__(
+        self, paths: Sequence[Path], transform: Callable[[Image.Image], torch.Tensor]
+    ) -> None:
+        self.paths = list(paths)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.transform(load_image(self.paths[index]))
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()
+
+
+def split_digest(split: SplitData) -> str:
+    """The dataset version as far as this split's images go: ids, paths and content hashes."""
+    from dove_model.data.manifest import read_manifest
+
+    frame = read_manifest(split.dataset_dir)
+    sha_of = dict(zip(frame["image_id"].astype(str), frame["sha256"].astype(str), strict=False))
+    digest = hashlib.sha256()
+    for image_id, path in zip(split.image_ids, split.image_paths, strict=True):
+        digest.update(f"{image_id}\t{path.name}\t{sha_of.get(image_id)}\n".encode())
+    return digest.hexdigest()
+
+
+def cache_key(
+    split: SplitData, backbone_name: str, backbone: Backbone, image_size: int, boxes_id: str
+) -> str:
+    parts = {
+        "format": CACHE_FORMAT,
+        "images": split_digest(split),
+        "backbone": backbone_name,
+        "weights": weights_digest(backbone),
+        "image_size": image_size,
+        "regions": boxes_id,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@torch.inference_mode()
+def compute_features(
+    backbone: Backbone,
+    paths: Sequence[Path],
+    image_size: int,
+    device: torch.device,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    boxes: torch.Tensor | None = None,
+    desc: str = "features",
+    progress: bool = True,
+) -> PooledFeatures:
+    """Run the frozen backbone over images (eval transform) with a progress bar."""
+    backbone.eval()
+    loader = DataLoader(
+        ImageFiles(paths, eval_transform(image_size)),
+        batch_size=batch_size,
+        num_workers=num_workers,
+    )
+    levels, regions = [], []
+    start = 0
+    for images in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+        batch_boxes = None if boxes is None else boxes[start : start + len(images)].to(device)
+        out = backbone(images.to(device), batch_boxes)
+        levels.append(out.levels.float().cpu())
+        regions.append(out.regions.float().cpu())
+        start += len(images)
+    return PooledFeatures(levels=torch.cat(levels), regions=torch.cat(regions))
+
+
+def cached_features(
+    cache_dir: Path,
+    key: str,
+    compute: Callable[[], PooledFeatures],
+) -> tuple[PooledFeatures, bool]:
+    """Load the entry for ``key`` or compute and store it. Returns (features, was_cached)."""
+    path = cache_dir / f"{key}.safetensors"
+    if path.is_file():
+        try:
+            stored = load_file(str(path))
+            return PooledFeatures(stored["levels"].float(), stored["regions"].float()), True
+        except Exception:  # a corrupt entry is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    features: PooledFeatures = compute()
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file({"levels": features.levels.half(), "regions": features.regions.half()}, str(tmp))
+    # what a later run will read: keep the two runs identical by using the stored precision
+    return PooledFeatures(features.levels.half().float(), features.regions.half().float()), False

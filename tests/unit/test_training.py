@@ -1,0 +1,159 @@
+"""Training on a tiny synthetic dataset: outputs, exact resume, cache keys, failure modes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dove_model.config import DataParams, Params, SynthParams, parse_params
+from dove_model.data.prepare import prepare
+from dove_model.errors import ConfigError
+from dove_model.evaluation.evaluate import evaluate
+from dove_model.inference import DoveEncoder
+from dove_model.training.train import TrainingDiverged, train
+
+TINY_MODEL = {"backbone": "resnet18", "embed_dim": 32, "word_dim": 16, "vocab_min_freq": 1}
+
+
+def tiny_params(tmp: Path, **profile: Any) -> Params:
+    demo = {
+        "epochs": 2,
+        "batch_size": 16,
+        "lr": 1e-3,
+        "resize": 72,
+        "crop": 64,
+        "eval_size": 64,
+        "amp": False,
+        "max_minutes": None,
+        "model": TINY_MODEL,
+        **profile,
+    }
+    return parse_params(
+        {
+            "train": {
+                "profile": "demo",
+                "cache_dir": str(tmp / "cache"),
+                "device": "cpu",
+                "profiles": {"demo": demo},
+            },
+            "evaluate": {"two_stage_k": 5, "chunk_size": 16},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    synth = SynthParams(n_images=24, image_size=64, val_fraction=0.25, test_fraction=0.25)
+    data = DataParams(path=str(root / "synth"), prepared_dir=str(root / "prepared"), synth=synth)
+    return prepare(Params(data=data), progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("run")
+    return out, train(dataset, tiny_params(out), out, progress=False)
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "checkpoints" / "last" / "weights.safetensors"))
+
+
+def test_outputs_follow_the_contract(trained: tuple[Path, Any], dataset: Path) -> None:
+    out, result = trained
+    assert result.epochs_run == 2 and result.stop_reason == "epochs"
+    assert {p.name for p in result.model_dir.iterdir()} == {
+        "model.safetensors",
+        "config.json",
+        "vocab.json",
+    }
+    history = json.loads(result.history_file.read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert all(e["loss"] > 0 and 0 <= e["val"]["mR"] <= 100 for e in history["epochs"])
+    assert history["best_epoch"] == result.best_epoch
+    assert result.train_samples_per_s > 0
+    metrics = evaluate(
+        result.model_dir, dataset, tiny_params(out), out / "metrics.json", progress=False
+    )
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in (
+        "split",
+        "n_images",
+        "n_captions",
+        "i2t_r1",
+        "i2t_r5",
+        "i2t_r10",
+        "t2i_r1",
+        "t2i_r5",
+        "t2i_r10",
+        "mR",
+        "two_stage",
+        "two_stage_mR_gap",
+        "random_chance_mR",
+    ):
+        assert key in saved
+    assert saved["split"] == "test" and saved["n_captions"] == 5 * saved["n_images"]
+    assert saved["two_stage"]["k"] == 5
+    assert metrics["two_stage_mR_gap"] == pytest.approx(metrics["mR"] - metrics["two_stage"]["mR"])
+    assert DoveEncoder.from_dir(result.model_dir).fingerprint == saved["model_fingerprint"]
+
+
+def test_resume_after_a_stop_gives_the_same_weights(
+    trained: tuple[Path, Any], dataset: Path, tmp_path: Path
+) -> None:
+    out, _ = trained
+    train(dataset, tiny_params(tmp_path, epochs=1), tmp_path, progress=False)  # "killed"
+    resumed = train(dataset, tiny_params(tmp_path, epochs=2), tmp_path, progress=False)
+    assert resumed.epochs_run == 2
+    want, got = weights(out), weights(tmp_path)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+
+
+def test_feature_cache_is_reused_and_keyed(dataset: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    train(dataset, tiny_params(tmp_path, epochs=1), tmp_path / "a", progress=False)
+    entries = sorted(cache.glob("*.safetensors"))
+    assert len(entries) == 2  # train + val
+    stamps = [p.stat().st_mtime_ns for p in entries]
+    train(dataset, tiny_params(tmp_path, epochs=1), tmp_path / "b", progress=False)
+    assert [p.stat().st_mtime_ns for p in sorted(cache.glob("*.safetensors"))] == stamps
+    # another image size -> other keys, never the stale entries
+    train(dataset, tiny_params(tmp_path, epochs=1, eval_size=72), tmp_path / "c", progress=False)
+    assert len(list(cache.glob("*.safetensors"))) == 4
+
+
+def test_raw_image_training_without_cache(dataset: Path, tmp_path: Path) -> None:
+    model = {**TINY_MODEL, "freeze_backbone": False}
+    result = train(dataset, tiny_params(tmp_path, epochs=1, model=model), tmp_path, progress=False)
+    assert result.epochs_run == 1 and not (tmp_path / "cache").exists()
+
+
+def test_checkpoint_of_another_config_is_refused(trained: tuple[Path, Any], dataset: Path) -> None:
+    out, _ = trained
+    other = tiny_params(out, epochs=3, model={**TINY_MODEL, "embed_dim": 16})
+    with pytest.raises(ConfigError, match=r"model\.embed_dim=32.*16"):
+        train(dataset, other, out, progress=False)
+
+
+def test_nan_loss_stops_with_a_clear_error(dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingDiverged, match=r"loss became (nan|inf) at epoch 1, step 2.*lr"):
+        train(dataset, tiny_params(tmp_path, lr=1e30), tmp_path, progress=False)
+    assert not (tmp_path / "model").exists()
+
+
+def test_early_stopping_and_time_budget(dataset: Path, tmp_path: Path) -> None:
+    stuck = tiny_params(tmp_path, epochs=5, lr=0.0, early_stopping_patience=1)
+    result = train(dataset, stuck, tmp_path / "a", progress=False)
+    assert result.stop_reason == "early_stopping" and result.epochs_run == 2
+    budget = tiny_params(tmp_path, epochs=5, max_minutes=1e-6)
+    result = train(dataset, budget, tmp_path / "b", progress=False)
+    assert result.stop_reason == "time_budget" and result.epochs_run == 1
+    assert (result.model_dir / "model.safetensors").is_file()
