@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from dove_model.quality.suites import Check
+if TYPE_CHECKING:  # importing great_expectations takes seconds: only when a gate runs
+    from dove_model.quality.suites import Check
 
 MAX_OFFENDERS = 50  # rows named per check in the summary (the count is always complete)
 DOCS_SITE = "dove"

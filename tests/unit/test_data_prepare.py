@@ -96,3 +96,21 @@ def test_cli_import_missing_path_and_bad_csv_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{bad}:3: missing value(s) for split" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_validate_bad_manifest_is_one_line_exit_2(tmp_path: Path) -> None:
+    import pandas as pd
+
+    dataset = tmp_path / "prepared" / "synth"
+    dataset.mkdir(parents=True)
+    pd.DataFrame({"image_id": ["a"], "caption": ["x"]}).to_parquet(dataset / "manifest.parquet")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_params(tmp_path)))
+    result = _dove("validate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "manifest.parquet: missing required column(s) image_path, caption_id, split" in (
+        result.stderr
+    )
+    assert not (tmp_path / "reports").exists()
+    missing = _dove("validate", "--dataset-dir", str(tmp_path / "nope"), cwd=tmp_path)
+    assert missing.returncode == 2 and "manifest not found" in missing.stderr
