@@ -38,9 +38,11 @@ $(VENV)/.synced: pyproject.toml uv.lock | uv
 
 setup: $(VENV)/.synced
 
-# Debian packages the tests need (Chromium for the browser test); skipped when present.
+# Debian packages the tests need (Chromium for the browser test, kubectl for the manifest
+# checks: Debian's kubernetes-client where no kubectl is installed); skipped when present.
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
