@@ -54,15 +54,22 @@ def captions_for(facts: Facts, rng: np.random.Generator, n: int) -> list[str]:
     where = f" {facts.where}" if facts.where else ""
     main = scene[0]
     alt = scene[-1]
+    be = "is" if facts.subject.startswith(("a ", "an ", "one ", "the ")) else "are"
     generic = [
-        f"There {'is' if facts.subject.startswith(('a ', 'an ', 'one ', 'the ')) else 'are'} "
-        f"{facts.subject}{where}.",
-        f"This is {_article(main)} {main} with {facts.subject}{where}.",
-        f"An aerial view of {_article(alt)} {alt} showing {facts.subject}{where}.",
-        f"We can see {facts.subject}{where} in this {main}.",
-        f"In the image, {_article(main)} {main} contains {facts.subject}{where}.",
+        f"There {be} {facts.subject}{where}.",
         f"The picture shows {facts.subject}{where}.",
+        f"An aerial view showing {facts.subject}{where}.",
+        f"We can see {facts.subject}{where}.",
     ]
+    scene_words = {w for name in facts.scene for w in name.split()}
+    stated = set(f"{facts.subject} {facts.where}".replace("-", " ").split())
+    if not scene_words & stated:  # else "a forest with a dense forest"
+        generic += [
+            f"This is {_article(main)} {main} with {facts.subject}{where}.",
+            f"An aerial view of {_article(alt)} {alt} showing {facts.subject}{where}.",
+            f"We can see {facts.subject}{where} in this {main}.",
+            f"In the image, {_article(main)} {main} contains {facts.subject}{where}.",
+        ]
     chosen = list(facts.extra) + [generic[i] for i in rng.permutation(len(generic))]
     out: list[str] = []
     for sentence in chosen:

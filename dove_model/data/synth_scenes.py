@@ -330,7 +330,8 @@ def road_crossing(rng: np.random.Generator, size: int) -> tuple[Image.Image, Fac
         where=f"on {kind} of two grey roads",
         extra=[
             f"Two roads meet at {kind} with {plural(n_cars, colour + ' car')}.",
-            f"{kind.capitalize()} where {plural(n_cars, 'car')} painted {colour} drive.",
+            f"{kind[0].upper()}{kind[1:]} where {plural(n_cars, 'car')} painted {colour} "
+            f"{'drives' if n_cars == 1 else 'drive'}.",
         ],
         attributes={"count": n_cars, "colour": colour, "shape": shape},
     )
@@ -372,7 +373,8 @@ def airport(rng: np.random.Generator, size: int) -> tuple[Image.Image, Facts]:
         where=f"parked beside a {orientation} runway",
         extra=[
             f"A long {orientation} runway with {plural(n_planes, 'airplane')} next to it.",
-            f"{NUMBERS[n_planes].capitalize()} white aircraft stand near the {orientation} runway.",
+            f"{NUMBERS[n_planes].capitalize()} white aircraft "
+            f"{'stands' if n_planes == 1 else 'stand'} near the {orientation} runway.",
         ],
         attributes={"count": n_planes, "orientation": orientation},
     )
@@ -465,7 +467,8 @@ def playground(rng: np.random.Generator, size: int) -> tuple[Image.Image, Facts]
         )
     facts = Facts(
         scene=["playground", "sports field", "stadium"],
-        subject=f"{plural(n_fields, 'green football field')} inside {colour} running tracks",
+        subject=f"{plural(n_fields, 'green football field')} inside "
+        + (f"a {colour} running track" if n_fields == 1 else f"{colour} running tracks"),
         extra=[
             f"{NUMBERS[n_fields].capitalize()} {colour} running "
             f"{'track surrounds' if n_fields == 1 else 'tracks surround'} green grass.",
