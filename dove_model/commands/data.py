@@ -9,7 +9,9 @@ import typer
 
 from dove_model.commands.common import DEFAULT_PARAMS, ParamsOption
 
-data_app = typer.Typer(help="Render the synthetic dataset or import a real caption format.")
+data_app = typer.Typer(
+    help="Render the synthetic dataset, import a real caption format, version data/ with DVC."
+)
 
 FORMAT_HELP = "Source format: karpathy | amfmn | pir | csv."
 

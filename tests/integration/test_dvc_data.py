@@ -84,3 +84,20 @@ def test_push_and_pull_through_the_local_remote(project: Path) -> None:
     _run("dvc", "pull", "data.dvc", cwd=project)
     assert len(list((project / "data" / "synth" / "images").iterdir())) == 28
     assert "up to date" in _run("dvc", "status", "data.dvc", cwd=project)
+
+
+def test_build_default_dataset_for_the_demo(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from dove_model.config import load_params
+    from dove_model.data.default import build_default_dataset
+
+    monkeypatch.chdir(project)
+    console = Console(record=True, width=100)
+    built = build_default_dataset(load_params("params.yaml"), ".", console=console)
+    assert built.version is not None and built.version.md5 == data_version(project)
+    assert built.validation.passed
+    assert built.dataset_dir == Path("artifacts/prepared/synth")
+    screen = console.export_text()
+    assert "data gate PASSED" in screen and "image_in_one_split" in screen
+    assert len(screen.splitlines()) < 40  # one screen
