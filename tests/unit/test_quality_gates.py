@@ -60,6 +60,7 @@ def broken(synth_source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
         "leak_train": _first(rows, "train", 3),
         "leak_test": _first(rows, "test", 0),
         "empty_caption": _first(rows, "val", 0),
+        "tampered": _first(rows, "train", 4),
     }
     data = (images / defects["truncated"]).read_bytes()
     (images / defects["truncated"]).write_bytes(data[: len(data) // 2])
@@ -76,6 +77,10 @@ def broken(synth_source: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
         writer.writeheader()
         writer.writerows(rows)
     dataset = import_dataset("csv", source, root / "dataset", progress=False)
+    # changed after prepare: a valid image, but not the bytes the manifest recorded
+    tampered = dataset / "images" / defects["tampered"]
+    tampered.unlink()  # a hard link to the source: replace, do not write through
+    shutil.copyfile(images / _first(rows, "train", 5), tampered)
     result = validate(dataset, PARAMS, root / "report", progress=False)
     ids = {k: Path(v).stem for k, v in defects.items()}
     return {"result": result, "ids": ids, "empty_lines": empty_lines, "dataset": dataset}
@@ -122,6 +127,11 @@ def test_catches_image_duplicated_across_train_and_test(broken: dict) -> None:
     assert sorted(check.offenders) == sorted(
         [f"image {ids['leak_train']}", f"image {ids['leak_test']}"]
     )
+
+
+def test_catches_image_changed_after_prepare(broken: dict) -> None:
+    check = _check(broken["result"], "image_bytes_match_manifest")
+    assert check.offenders == [f"image {broken['ids']['tampered']}"]
 
 
 def test_catches_empty_captions_by_line(broken: dict) -> None:
