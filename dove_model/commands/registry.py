@@ -21,13 +21,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pipeline_app, name="pipeline")
 
 
-def _dataset_dir(params_file: Path, dataset_dir: Path | None) -> Path:
-    from dove_model.config import load_params
-
-    params = load_params(params_file)
-    return dataset_dir or Path(params.data.prepared_dir) / params.data.name
-
-
 def register_command(
     params_file: ParamsOption = DEFAULT_PARAMS,
     model_dir: Annotated[
@@ -45,14 +38,18 @@ def register_command(
     out: Annotated[Path, typer.Option(help="Where to write the registration summary JSON.")] = Path(
         "reports/registration.json"
     ),
+    plots_dir: Annotated[
+        Path | None, typer.Option(help="Also keep the PNG plots here (for `dvc plots`).")
+    ] = None,
 ) -> None:
     """Log the run and the pyfunc to MLflow, register it as challenger, promote if gated."""
     from dove_model.config import load_params
+    from dove_model.pipeline.run import pipeline_data_version
     from dove_model.registry import detect_data_version
     from dove_model.registry import register as register_model
 
     params = load_params(params_file)
-    dataset = _dataset_dir(params_file, dataset_dir)
+    dataset = dataset_dir or Path(params.data.prepared_dir) / params.data.name
     result = register_model(
         model_dir or Path(params.train.out_dir) / "model",
         metrics or Path(params.evaluate.out_file),
@@ -61,6 +58,8 @@ def register_command(
         dataset_dir=dataset,
         validation_dir=validation_dir or Path(params.validate_.report_dir),
         out_file=out,
+        run_key=pipeline_data_version(params),
+        plots_dir=plots_dir,
     )
     typer.echo(f"registered {result.model_uri} (data version {result.data_version[:12]})")
     for change in result.alias_changes:

@@ -20,7 +20,7 @@ SMOKE_PARAMS: dict[str, Any] = {
         "source": "synth",
         "name": "synth",
         "path": "data/synth",
-        "prepared_dir": "data/prepared",
+        "prepared_dir": "artifacts/prepared",
         "synth": {
             "n_images": 48,
             "seed": 0,
@@ -75,7 +75,9 @@ def smoke_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def write_smoke_project(dst: Path, overrides: dict[str, Any] | None = None) -> Path:
-    """Write ``dst/params.yaml`` for a smoke run; returns its path."""
+    """Write ``dst/params.yaml`` for a smoke run, every section spelled out (``dvc`` needs
+    each section a stage lists); returns its path."""
     path = Path(dst) / "params.yaml"
-    write_text(path, yaml.safe_dump(smoke_params(overrides), sort_keys=False))
+    full = parse_params(smoke_params(overrides)).model_dump(mode="json", by_alias=True)
+    write_text(path, yaml.safe_dump(full, sort_keys=False))
     return path

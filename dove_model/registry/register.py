@@ -236,6 +236,7 @@ def register(
     validation_dir: Path | None = None,
     out_file: Path | None = None,
     run_key: str | None = None,
+    plots_dir: Path | None = None,
     root: Path | None = None,
 ) -> RegistrationResult:
     """Log, register (alias ``challenger``) and, if the gates pass, promote to ``champion``.
@@ -243,6 +244,7 @@ def register(
     ``dataset_dir`` lets the gate re-evaluate the champion when it was trained on another
     data version; without it such a champion is compared on the floors only. ``run_key``
     (the pipeline's data version argument) is tagged so orchestrators can find this version.
+    ``plots_dir`` keeps the PNG plots (for ``dvc plots``); by default they only go to MLflow.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -258,7 +260,7 @@ def register(
         mlflow.set_experiment(params.register_.experiment)
         with (
             mlflow.start_run(run_name=f"dove-{data_version.tag[:8]}") as run,
-            tempfile.TemporaryDirectory(prefix="dove-plots-") as plots,
+            tempfile.TemporaryDirectory(prefix="dove-plots-") as scratch,
         ):
             _log_run_contents(
                 params,
@@ -267,7 +269,7 @@ def register(
                 data_version,
                 history_file,
                 validation_dir,
-                Path(plots),
+                Path(plots_dir or scratch),
             )
             info = _log_pyfunc(model_dir)
         tags = data_version.as_tags() | ({RUN_KEY_TAG: run_key} if run_key else {})
