@@ -169,6 +169,26 @@ class DoveEncoder:
             out[start:stop] = _numpy(self.model.pair_score(image, text))
         return out
 
+    @torch.inference_mode()
+    def score_text_candidates(
+        self, images: ImageParts, texts: TextParts, candidates: np.ndarray, chunk_size: int = 256
+    ) -> np.ndarray:
+        """ROAM score of caption t against images ``candidates[t]`` (M, K) -> (M, K).
+
+        Text-to-image re-ranking: each caption's words are read once for its K images.
+        """
+        out = np.empty(candidates.shape, np.float32)
+        for start in range(0, len(texts), chunk_size):
+            stop = start + chunk_size
+            cand = candidates[start:stop]
+            image = self._image_tensors(images.take(cand.reshape(-1)))
+            image = ImageEmbeddings(
+                *(t.reshape(*cand.shape, -1) for t in (image.v_m, image.v_mr, image.r))
+            )
+            text = self._text_tensors(texts.take(slice(start, stop)))
+            out[start:stop] = _numpy(self.model.text_candidate_score(image, text))
+        return out
+
     @staticmethod
     def global_score(images: ImageParts, texts: TextParts) -> np.ndarray:
         """cos(V_M, T_G) (N, M): the first-stage score a vector index reproduces."""

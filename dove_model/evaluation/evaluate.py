@@ -45,7 +45,7 @@ def two_stage_scores(
     t2i = np.full((n_img, n_txt), -np.inf, np.float32)
     cand = top_k(global_scores.T, k)  # images per caption
     cols = np.repeat(np.arange(n_txt), cand.shape[1])
-    t2i[cand.ravel(), cols] = encoder.score_pairs(images, texts, cand.ravel(), cols)
+    t2i[cand.ravel(), cols] = encoder.score_text_candidates(images, texts, cand).ravel()
     return i2t, t2i
 
 

@@ -99,6 +99,12 @@ class DoveModel(nn.Module):
             return (image.v_m * text.t_g).sum(dim=-1)
         return self.iga.pair_scores(image.v_mr, image.r, text.words, text.mask)
 
+    def text_candidate_score(self, image: ImageEmbeddings, text: TextEmbeddings) -> torch.Tensor:
+        """``image`` fields (T, K, D): caption t against its K candidate images -> (T, K)."""
+        if self.iga is None:
+            return (image.v_m * text.t_g[:, None, :]).sum(dim=-1)
+        return self.iga.text_candidate_scores(image.v_mr, image.r, text.words, text.mask)
+
     # ------------------------------------------------------------------------ loss
     def loss(
         self,

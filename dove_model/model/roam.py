@@ -72,3 +72,19 @@ class IGA(nn.Module):
         h = (g.sum(dim=1) + torch.einsum("pl,pld->pd", gate, g)) / lengths[:, None]
         t_rg = F.normalize(h + self.mlp(h), dim=-1)
         return (t_rg * v_mr).sum(dim=-1)
+
+    def text_candidate_scores(
+        self, v_mr: torch.Tensor, r: torch.Tensor, g: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Each caption against its own K images: v_mr, r (T, K, D); g (T, L, D) -> (T, K).
+
+        The text-major form of two-stage re-ranking: a caption's words are read once for all
+        of its candidates (a batched matrix product instead of K gathers).
+        """
+        maskf = mask.to(g.dtype)
+        lengths = maskf.sum(dim=1).clamp_min(1.0)
+        mean_g = g.sum(dim=1) / lengths[:, None]
+        gate = torch.sigmoid(torch.einsum("tld,tkd->tkl", g, r)) * maskf[:, None, :]
+        h = mean_g[:, None] + torch.einsum("tkl,tld->tkd", gate, g) / lengths[:, None, None]
+        t_rg = F.normalize(h + self.mlp(h), dim=-1)
+        return (t_rg * v_mr).sum(dim=-1)

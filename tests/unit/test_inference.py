@@ -87,6 +87,9 @@ def test_score_chunking_pairs_and_global(encoder: DoveEncoder) -> None:
     np.testing.assert_allclose(full, chunked, atol=1e-6)
     pairs = encoder.score_pairs(img, txt, np.array([0, 4, 2]), np.array([8, 0, 3]), chunk_size=2)
     np.testing.assert_allclose(pairs, full[[0, 4, 2], [8, 0, 3]], atol=1e-5)
+    cand = np.array([[0, 4], [3, 3], [1, 2]] * 3)  # per caption: its candidate images
+    per_text = encoder.score_text_candidates(img, txt, cand, chunk_size=2)
+    np.testing.assert_allclose(per_text, np.take_along_axis(full.T, cand, axis=1), atol=1e-5)
     glob = encoder.global_score(img, txt)
     np.testing.assert_allclose(glob, img.v_m @ txt.t_g.T)
     assert not np.allclose(glob, full)  # ROAM is not the global score
