@@ -16,7 +16,7 @@ from rich.console import Console
 
 from dove_model.config import Params
 from dove_model.data.prepare import prepare, synth_source_dir
-from dove_model.data.synth import CAPTIONS_FILE, render_synth
+from dove_model.data.synth import CAPTIONS_FILE, is_rendered, render_synth
 from dove_model.data.versioning import DATA_TARGET, DataVersion, version_data
 from dove_model.quality.summary import print_summary
 from dove_model.quality.validate import ValidationResult, validate
@@ -59,9 +59,10 @@ def ensure_default_data(
     root = Path(repo_root)
     source = root / synth_source_dir(params.data)
     is_dvc = (root / ".dvc").is_dir() and (root / f"{DATA_TARGET}.dvc").is_file()
-    missing = params.data.source == "synth" and not (source / CAPTIONS_FILE).is_file()
-    if missing and is_dvc and _pull(root):
-        missing = not (source / CAPTIONS_FILE).is_file()
+    synth = params.data.synth
+    missing = params.data.source == "synth" and not is_rendered(source, synth)
+    if missing and is_dvc and not (source / CAPTIONS_FILE).is_file() and _pull(root):
+        missing = not is_rendered(source, synth)
     if missing:
         summary = render_synth(source, params.data.synth)
         console.print(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dove_model.config import DataParams, Params
 from dove_model.data.importer import import_dataset
-from dove_model.data.synth import CAPTIONS_FILE, render_synth
+from dove_model.data.synth import CAPTIONS_FILE, is_rendered, render_synth
 from dove_model.errors import ConfigError
 
 DEFAULT_SYNTH_DIR = Path("data/synth")
@@ -25,10 +25,12 @@ def synth_source_dir(data: DataParams) -> Path:
 
 
 def ensure_synth(data: DataParams, *, progress: bool = True) -> Path:
-    """The rendered synthetic dataset folder; rendered now if it does not exist yet."""
+    """The rendered synthetic dataset folder; rendered now if it does not exist yet or was
+    rendered with other ``data.synth`` settings (then ``dvc add data`` records the change)."""
     folder = synth_source_dir(data)
-    if not (folder / CAPTIONS_FILE).is_file():
-        log.info("rendering the synthetic dataset into %s", folder)
+    if not is_rendered(folder, data.synth):
+        if (folder / CAPTIONS_FILE).is_file():
+            log.warning("%s was rendered with other data.synth settings: re-rendering", folder)
         render_synth(folder, data.synth, progress=progress)
     return folder
 

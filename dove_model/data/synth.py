@@ -32,6 +32,7 @@ from dove_model.data.synth_scenes import SCENES, Facts
 
 CAPTIONS_FILE = "captions.csv"
 SYNTH_INFO_FILE = "synth.json"
+SYNTH_VERSION = 1  # bump when the scenes or captions change for the same seed
 JPEG_QUALITY = 92
 
 
@@ -116,6 +117,22 @@ def _render_batch(args: tuple[list[int], int, int, int]) -> list[tuple[str, byte
     return [render_one(i, seed, size, n_captions) for i in indices]
 
 
+def synth_info(params: SynthParams) -> dict[str, object]:
+    """What ``synth.json`` records: the generator version and the settings."""
+    return {"generator": "dove-synth", "version": SYNTH_VERSION, **params.model_dump()}
+
+
+def is_rendered(out_dir: Path | str, params: SynthParams) -> bool:
+    """True when ``out_dir`` holds a rendering with exactly these settings."""
+    info_file = Path(out_dir) / SYNTH_INFO_FILE
+    if not (Path(out_dir) / CAPTIONS_FILE).is_file() or not info_file.is_file():
+        return False
+    try:
+        return json.loads(info_file.read_text(encoding="utf-8")) == synth_info(params)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
@@ -168,7 +185,7 @@ def render_synth(
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(("image", "caption", "split", "label"))
             writer.writerows(rows)
-        info = {"generator": "dove-synth", "version": 1, **params.model_dump()}
-        (tmp / SYNTH_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        info = json.dumps(synth_info(params), indent=2) + "\n"
+        (tmp / SYNTH_INFO_FILE).write_text(info, encoding="utf-8")
     counts = {s: splits.count(s) for s in ("train", "val", "test")}
     return SynthSummary(out_dir, n, len(rows), time.perf_counter() - start, counts)

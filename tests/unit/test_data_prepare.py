@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,16 @@ def test_prepare_renders_synth_when_absent_and_honours_contract(tmp_path: Path) 
     assert set(train.labels) == set(manifest["label"])
 
 
+def test_prepare_re_renders_when_synth_settings_change(tmp_path: Path) -> None:
+    prepare(parse_params(_params(tmp_path)), progress=False)
+    changed = _params(tmp_path)
+    changed["data"]["synth"] = {"n_images": 14, "seed": 1}
+    out = prepare(parse_params(changed), progress=False)
+    assert len(read_manifest(out)) == 14 * 5
+    info = json.loads((tmp_path / "synth" / "synth.json").read_text())
+    assert info["n_images"] == 14
+
+
 def test_prepare_real_format_requires_path(tmp_path: Path) -> None:
     from dove_model.errors import ConfigError
 
@@ -57,13 +68,17 @@ def _dove(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_synth_then_prepare(tmp_path: Path) -> None:
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_params(tmp_path)))
-    synth = _dove("data", "synth", "--out", str(tmp_path / "synth"), "-n", "14", cwd=tmp_path)
+    params = _params(tmp_path)
+    params["data"]["synth"]["n_images"] = 14
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    synth = _dove("data", "synth", "--out", str(tmp_path / "synth"), cwd=tmp_path)
     assert synth.returncode == 0, synth.stderr
     assert "rendered 14 images, 70 captions" in synth.stdout
+    rendered_at = (tmp_path / "synth" / "synth.json").stat().st_mtime_ns
     prep = _dove("prepare", cwd=tmp_path)
     assert prep.returncode == 0, prep.stderr
     assert len(read_manifest(tmp_path / "prepared" / "synth")) == 70
+    assert (tmp_path / "synth" / "synth.json").stat().st_mtime_ns == rendered_at  # reused
 
 
 @pytest.mark.parametrize(
