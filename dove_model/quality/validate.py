@@ -76,8 +76,8 @@ class ValidationResult:
 
 
 def group_refs(refs: list[str]) -> list[tuple[str, int]]:
-    """``line 3 (image a)``, ``line 4 (image a)`` -> ``(image a: lines 3, 4, 2)`` (order kept):
-    each group with the number of rows it names."""
+    """Group caption refs per image, keeping the order, with the number of rows each names:
+    ``["line 3 (image a)", "line 4 (image a)"]`` -> ``[("image a: lines 3, 4", 2)]``."""
     grouped: dict[str, list[str]] = {}
     for ref in refs:
         match = _LINE_REF.match(ref)
