@@ -1,7 +1,5 @@
 """evaluate: recalls on the test split; the absolute floors decide whether to register."""
 
-from typing import NamedTuple
-
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 
@@ -11,12 +9,11 @@ def evaluate(
     model: Input[Model],
     metrics: Output[Metrics],
     metrics_json: Output[Artifact],
-) -> NamedTuple("EvaluateOutputs", [("gate", str), ("mR", float)]):
-    from collections import namedtuple
+) -> str:
+    """Returns ``passed`` when every floor in register.gates.min_metrics is met.
 
+    (A single unnamed return value: KFP's local runner resolves conditions only on those.)
+    """
     from dove_model.pipeline.steps import evaluate_step
 
-    gate, mean_recall = evaluate_step(
-        params_yaml, dataset.path, model.path, metrics_json.path, metrics
-    )
-    return namedtuple("EvaluateOutputs", ["gate", "mR"])(gate, mean_recall)
+    return evaluate_step(params_yaml, dataset.path, model.path, metrics_json.path, metrics)

@@ -71,7 +71,7 @@ def build_pipeline(settings: PipelineParams, resources: TrainResources | None = 
             model=trained.outputs["model"],
         )
         evaluated.set_display_name("evaluate")
-        with dsl.If(evaluated.outputs["gate"] == GATE_PASSED, name="recall-floors-pass"):
+        with dsl.If(evaluated.outputs["Output"] == GATE_PASSED, name="recall-floors-pass"):
             registered = register_op(
                 params_yaml=params_yaml,
                 dataset=prepared.outputs["dataset"],

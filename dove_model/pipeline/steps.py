@@ -94,9 +94,9 @@ def train_step(params_yaml: str, dataset_path: str, model_path: str) -> Path:
 
 def evaluate_step(
     params_yaml: str, dataset_path: str, model_path: str, metrics_path: str, kfp_metrics: Any
-) -> tuple[str, float]:
+) -> str:
     """Evaluate on the test split; log the recalls to the KFP Metrics artifact and return
-    whether the absolute floors (``register.gates.min_metrics``) pass, with mR."""
+    whether the absolute floors (``register.gates.min_metrics``) pass."""
     from dove_model.evaluation.evaluate import evaluate
     from dove_model.registry.gates import check_gates
 
@@ -109,7 +109,7 @@ def evaluate_step(
             kfp_metrics.log_metric(key, float(value))
     decision = check_gates(metrics, params.register_.gates)
     print(decision.summary())
-    return (GATE_PASSED if decision.passed else GATE_FAILED), float(metrics.get("mR", 0.0))
+    return GATE_PASSED if decision.passed else GATE_FAILED
 
 
 def _requested_version(dataset_path: str) -> str | None:

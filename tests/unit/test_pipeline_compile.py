@@ -68,7 +68,7 @@ def test_register_and_deploy_run_only_under_the_gates() -> None:
     root_tasks = spec["root"]["dag"]["tasks"]
     assert {"register", "deploy"}.isdisjoint(root_tasks)
     floors = root_tasks["condition-1"]["triggerPolicy"]["condition"]
-    assert "evaluate-gate" in floors and "passed" in floors
+    assert "evaluate-Output" in floors and "passed" in floors
     inner = spec["components"]["comp-condition-1"]["dag"]["tasks"]
     assert "register" in inner
     promoted = inner["condition-2"]["triggerPolicy"]["condition"]

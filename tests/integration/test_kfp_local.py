@@ -1,0 +1,84 @@
+"""`dove pipeline run --local` executes the KFP v2 pipeline for real with KFP's
+SubprocessRunner: prepare -> validate -> train -> evaluate -> register -> deploy on the
+smoke configuration (48 synthetic 64 px images, one epoch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dove_model.config import Params, load_params
+from dove_model.pipeline.smoke import write_smoke_project
+
+DOVE = str(Path(sys.executable).with_name("dove"))
+TASKS = {"prepare", "validate", "train", "evaluate", "register", "deploy"}
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore")]
+
+
+@pytest.fixture(scope="module")
+def local_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Params, subprocess.CompletedProcess[str]]:
+    root = tmp_path_factory.mktemp("kfp-local")
+    params = load_params(write_smoke_project(root))
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["BENTOML_HOME"] = str(root / "bentoml_home")
+    done = subprocess.run(
+        [DOVE, "pipeline", "run", "--local", "--data-version", "smoke-v1"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    return root, params, done
+
+
+def test_the_pipeline_runs_every_task_and_registers_a_champion(local_run) -> None:
+    from mlflow import MlflowClient
+
+    from dove_model.registry import alias_state
+    from dove_model.registry.tracking import resolve_tracking_uri
+
+    root, params, done = local_run
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "registered models:/dove-rs-retrieval/1" in done.stdout
+    assert alias_state(params, root=root)["champion"] == "1"
+    uri = resolve_tracking_uri(params.register_, root=root, environ={})
+    version = MlflowClient(uri, uri).get_model_version(params.register_.model_name, "1")
+    assert version.tags["pipeline_data_version"] == "smoke-v1"
+    assert version.tags["gate"] == "passed"
+
+
+def test_each_task_left_its_typed_artifacts(local_run) -> None:
+    root, params, done = local_run
+    assert done.returncode == 0
+    (run_dir,) = (root / params.pipeline.local_root).iterdir()
+    assert {p.name for p in run_dir.iterdir()} == TASKS
+    dataset = run_dir / "prepare" / "dataset"
+    assert (dataset / params.data.name / "manifest.parquet").is_file()
+    assert (dataset / "data_version.txt").read_text().strip() == "smoke-v1"
+    assert "<html" in (run_dir / "validate" / "report").read_text().lower()
+    assert (run_dir / "train" / "model" / "model" / "model.safetensors").is_file()
+    metrics = json.loads((run_dir / "evaluate" / "metrics_json").read_text())
+    assert {"i2t_r1", "t2i_r10", "mR"} <= set(metrics)
+    outputs = json.loads((run_dir / "evaluate" / "executor_output.json").read_text())
+    assert outputs["parameterValues"]["Output"] == "passed"
+    registration = json.loads((run_dir / "register" / "registration").read_text())
+    assert registration["promoted"] and registration["version"] == "1"
+    assert any((run_dir / "deploy" / "index").iterdir())
+
+
+def test_run_needs_exactly_one_of_local_or_host(tmp_path: Path) -> None:
+    write_smoke_project(tmp_path)
+    done = subprocess.run(
+        [DOVE, "pipeline", "run"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert "give exactly one of --local or --host URL" in done.stderr
