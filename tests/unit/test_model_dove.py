@@ -137,3 +137,15 @@ def test_pretrained_without_weights_says_what_is_missing(tmp_path: Path) -> None
     params = ModelParams(**TINY, pretrained=True, pretrained_path=str(tmp_path / "none.pth"))
     with pytest.raises(ConfigError, match=r"none\.pth.*pretrained"):
         create_timm_backbone(params)
+
+
+def test_pretrained_weights_from_a_local_file(tmp_path: Path) -> None:
+    import timm
+    from safetensors.torch import save_file
+
+    source = timm.create_model("resnet18", pretrained=False)
+    weights_file = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(weights_file))
+    params = ModelParams(**TINY, pretrained=True, pretrained_path=str(weights_file))
+    backbone = create_timm_backbone(params)
+    assert torch.equal(backbone.conv1.weight, source.conv1.weight)
