@@ -90,3 +90,86 @@ def test_parsing_the_dag_imports_no_heavy_library(tmp_path: Path) -> None:
         check=True,
     )
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+DAG_TEST_SCRIPT = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder=sys.argv[1]).dags["dove_retraining"]
+conf = {"project_root": sys.argv[2], "params_file": "params.yaml", "kfp_host": ""}
+run = dag.test(run_conf=conf)
+states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+print("RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
+"""
+
+
+def _dag_test(home: Path, project: Path) -> dict:
+    env = airflow_env(home) | {"BENTOML_HOME": str(project / "bentoml_home")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(
+        [PYTHON, "-c", DAG_TEST_SCRIPT, str(REPO_ROOT / "dags"), str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stdout[-4000:] + done.stderr[-4000:]
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+@pytest.fixture(scope="module")
+def airflow_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """A migrated sqlite Airflow home, a smoke project, and the first dag.test() result."""
+    from dove_model.pipeline.smoke import write_smoke_project
+
+    home = tmp_path_factory.mktemp("airflow-home")
+    project = tmp_path_factory.mktemp("airflow-project")
+    write_smoke_project(project)
+    subprocess.run(
+        [AIRFLOW, "db", "migrate"],
+        env=airflow_env(home),
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    return home, project, _dag_test(home, project)
+
+
+def test_dag_test_runs_the_whole_dag_end_to_end(airflow_project) -> None:
+    from mlflow import MlflowClient
+
+    from dove_model.config import load_params
+    from dove_model.pipeline.retraining import detect_data_version
+    from dove_model.registry import alias_state
+    from dove_model.registry.tracking import resolve_tracking_uri
+
+    _, project, result = airflow_project
+    assert result["state"] == "success"
+    assert set(result["tasks"].values()) == {"success"}
+    params = load_params(project / "params.yaml")
+    assert alias_state(params, root=project)["champion"] == "1"
+    uri = resolve_tracking_uri(params.register_, root=project, environ={})
+    version = MlflowClient(uri, uri).get_model_version(params.register_.model_name, "1")
+    assert version.tags["pipeline_data_version"] == detect_data_version(str(project))
+    assert any((project / params.index.out_dir).iterdir())  # the service's index was rolled
+
+
+def test_a_second_run_for_the_same_data_version_is_idempotent(airflow_project) -> None:
+    from mlflow import MlflowClient
+
+    from dove_model.config import load_params
+    from dove_model.registry.tracking import resolve_tracking_uri
+
+    home, project, _ = airflow_project
+    result = _dag_test(home, project)
+    assert result["state"] == "success"
+    params = load_params(project / "params.yaml")
+    uri = resolve_tracking_uri(params.register_, root=project, environ={})
+    name = params.register_.model_name
+    versions = MlflowClient(uri, uri).search_model_versions(f"name = '{name}'")
+    assert [v.version for v in versions] == [1]  # the pipeline was not run again
+    assert (
+        not (project / params.pipeline.local_root).exists()
+        or len(list((project / params.pipeline.local_root).iterdir())) == 1
+    )
