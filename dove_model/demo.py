@@ -1,6 +1,7 @@
 """``make demo``: from a fresh clone to a gated champion and a running search service.
 
-Runs ``dvc repro`` (prepare -> validate -> train -> evaluate -> register -> deploy) on the
+Makes sure ``data/`` exists (DVC pull, else the deterministic synthetic render), runs
+``dvc repro`` (prepare -> validate -> train -> evaluate -> register -> deploy) on the
 synthetic default, prints where to look (MLflow UI, model URI, metrics), then starts the
 BentoML service with an example query. ``--no-serve`` stops after the pipeline.
 """
@@ -27,6 +28,14 @@ def _dvc() -> str:
     if not Path(found).exists():
         raise DoveError("dvc not found in the environment (run `make setup`)")
     return found
+
+
+def ensure_data(params: Params, root: Path) -> None:
+    """A fresh clone has data.dvc but no data/: pull it, or re-render the synthetic default
+    (deterministic, so it matches the committed md5)."""
+    from dove_model.data.default import ensure_default_data
+
+    ensure_default_data(params, root)
 
 
 def run_dvc_pipeline(root: Path) -> None:
@@ -78,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path.cwd()
     try:
         params = load_params(root / "params.yaml")
+        ensure_data(params, root)
         run_dvc_pipeline(root)
         print_where_to_look(params, root)
         if args.no_serve:
