@@ -191,3 +191,29 @@ def test_configure_leaves_the_environment_as_the_user_set_it(
     first = configure(Params().register_, tmp_path / "a")
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert configure(Params().register_, tmp_path / "b") != first
+
+
+def test_promote_and_rollback_commands_print_what_they_changed(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from dove_model.cli import app
+
+    _register(project, 10.0)
+    _register(project, 12.0)
+    params_file = project / "params.yaml"
+    params_file.write_text(yaml.safe_dump(_params().model_dump(mode="json", by_alias=True)))
+    monkeypatch.chdir(project)
+    runner = CliRunner()
+    rolled = runner.invoke(app, ["rollback", "-p", str(params_file)])
+    assert rolled.exit_code == 0, rolled.output
+    assert "champion: v2 -> v1" in rolled.output
+    promoted = runner.invoke(app, ["promote", "2", "-p", str(params_file)])
+    assert promoted.exit_code == 0, promoted.output
+    assert "champion: v1 -> v2" in promoted.output
+    again = runner.invoke(app, ["promote", "2", "-p", str(params_file)])
+    assert "no alias changed" in again.output
+    shown = runner.invoke(app, ["champion", "-p", str(params_file)])
+    assert "champion: v2" in shown.output and "previous-champion: v1" in shown.output
