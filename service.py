@@ -104,6 +104,7 @@ class DoveRetrieval:
             k = check_k(k, self.serve.max_k)
         except InputError as exc:
             return _error(exc)  # type: ignore[return-value]
+        self.runtime.bind_thread()
         hits = self.runtime.searcher.search_images(text, k)
         return ImageSearchResponse(
             query=text,
@@ -139,6 +140,7 @@ class DoveRetrieval:
             )
         except InputError as exc:
             return _error(exc)  # type: ignore[return-value]
+        self.runtime.bind_thread()
         hits = self.runtime.searcher.search_texts(picture, k)
         return CaptionSearchResponse(
             k=k,
@@ -161,6 +163,7 @@ class DoveRetrieval:
     )
     def encode_texts(self, texts: list[CheckedText]) -> np.ndarray:
         """Global text embeddings T_G, (N, D); adaptive batching across requests."""
+        self.runtime.bind_thread()
         return np.asarray(self.runtime.encoder.encode_texts(list(texts)).t_g, dtype=np.float32)
 
     @bentoml.api(
@@ -171,6 +174,7 @@ class DoveRetrieval:
     def encode_images(self, images: list[CheckedImage]) -> np.ndarray:
         """Global image embeddings V_M, (N, D); adaptive batching across requests."""
         pictures = cast(list[Image.Image], images)  # decoded by CheckedImage's validator
+        self.runtime.bind_thread()
         return np.asarray(self.runtime.encoder.encode_images(pictures).v_m, dtype=np.float32)
 
     @bentoml.api

@@ -26,6 +26,11 @@ class ServiceRuntime:
     searcher: Searcher
     info: ServiceInfo
 
+    def bind_thread(self) -> None:
+        """Call at the start of each request: OpenMP's thread count is per calling thread,
+        and BentoML runs requests on pool threads other than the one that loaded the model."""
+        set_op_threads(self.config.params.serve.op_threads)
+
     def thumbnail(self, row: int) -> bytes:
         return _thumbnail(self.archive.image_file(row), self.config.params.serve.thumbnail_px)
 
