@@ -4,16 +4,18 @@ and every kind of bad input (each a JSON 4xx, the server staying healthy)."""
 from __future__ import annotations
 
 import io
+import time
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
 from dove_model.serving.launch import ServiceProcess, serving_env, start_service
-from dove_model.serving.synthetic import DemoDeployment, deploy_synthetic
+from dove_model.serving.synthetic import DemoDeployment, deploy_synthetic, tiny_model_dir
 
 pytestmark = pytest.mark.integration
 API_KEY = "test-key-123"
@@ -261,3 +263,25 @@ def test_server_is_still_healthy_after_bad_input(
     assert httpx.get(service.url + "/readyz").status_code == 200
     assert client.post("/search_images", json={"query": "desert", "k": 2}).status_code == 200
     assert service.process.poll() is None
+
+
+def test_service_refuses_an_index_built_by_another_model(
+    deployment: DemoDeployment, tmp_path: Path
+) -> None:
+    other = tiny_model_dir(tmp_path / "other", ["a lake", "a city"], seed=1)
+    env = serving_env(model_dir=other, index_dir=deployment.index_dir,
+                      bentoml_home=deployment.bentoml_home)  # fmt: skip
+    env.pop("DOVE_API_KEY", None)
+    proc = start_service(env, log_file=tmp_path / "serve.log")
+    try:
+        deadline = time.monotonic() + 120
+        while "index was built by model" not in proc.log_tail(50_000):
+            assert time.monotonic() < deadline, proc.log_tail()
+            time.sleep(0.5)
+        try:
+            ready = httpx.get(proc.url + "/readyz", timeout=5).status_code
+        except httpx.HTTPError:
+            ready = None  # no worker up: refused as well
+        assert ready != 200
+    finally:
+        proc.stop()
