@@ -121,12 +121,12 @@ def test_exp_run_with_set_param_reruns_only_what_changed(project: Path, first_re
         "exp",
         "run",
         "--set-param",
-        "register.gates.max_regression=50.0",
+        "index.hnsw_ef_search=32",
     )
-    assert "Running stage 'register'" in output
-    for stage in ("prepare", "validate", "train", "evaluate"):
+    assert "Running stage 'deploy'" in output
+    for stage in ("prepare", "validate", "train", "evaluate", "register"):
         assert f"Running stage '{stage}'" not in output
     params = yaml.safe_load((project / "params.yaml").read_text())
-    assert params["register"]["gates"]["max_regression"] == 50.0
+    assert params["index"]["hnsw_ef_search"] == 32
     state = alias_state(load_params(project / "params.yaml"), root=project)
-    assert state["challenger"] == "2"
+    assert state == {"champion": "1", "previous-champion": None, "challenger": "1"}
