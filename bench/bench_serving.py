@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import shutil
 import tempfile
@@ -103,6 +104,12 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["exact", "hnsw"])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=400, help="per concurrency level")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="BentoML worker processes (default: the service's own setting)",
+    )
     args = parser.parse_args()
 
     model = Params().model_for_training()  # the demo architecture: resnet18, D=256
@@ -120,6 +127,10 @@ def main() -> None:
                 env = serving_env(model_dir=model_dir, index_dir=index_dir,
                                   bentoml_home=work / "bentoml")  # fmt: skip
                 env.pop("DOVE_API_KEY", None)
+                if args.workers:
+                    env["BENTOML_CONFIG_OVERRIDES"] = json.dumps(
+                        {"services": {"dove-retrieval": {"workers": args.workers}}}
+                    )
                 service = start_service(env, log_file=work / "serve.log")
                 try:
                     service.wait_ready(timeout=600)

@@ -33,3 +33,36 @@ def ucm_dir(shared_datasets: Path) -> Path:
     if not (path / "dataset.json").is_file():
         pytest.skip(f"UCM-Captions not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def _smoke_trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A smoke project (tiny synthetic data) with a model trained for one epoch, made once."""
+    import contextlib
+
+    import torch
+
+    from dove_model.config import load_params
+    from dove_model.data.prepare import prepare
+    from dove_model.pipeline.smoke import write_smoke_project
+    from dove_model.training.train import train
+
+    root = tmp_path_factory.mktemp("smoke-trained")
+    params = load_params(write_smoke_project(root))
+    torch.set_num_threads(1)
+    with contextlib.chdir(root):
+        dataset = prepare(params, progress=False)
+        train(dataset, params, Path(params.train.out_dir), progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def smoke_trained(_smoke_trained_once: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A private copy of the trained smoke project (every path in it is relative)."""
+    import shutil
+
+    from dove_model.config import load_params
+
+    root = tmp_path_factory.mktemp("smoke-copy") / "project"
+    shutil.copytree(_smoke_trained_once, root)
+    return root, load_params(root / "params.yaml")

@@ -5,13 +5,14 @@ Used by ``dove serve``, ``make demo`` (dove_model/demo.py) and the integration t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,6 +142,19 @@ def start_service(
         start_new_session=True,
     )
     return ServiceProcess(process=process, url=f"http://{host}:{port}", log_file=log_file)
+
+
+@contextlib.contextmanager
+def running_service(
+    env: Mapping[str, str], *, log_file: Path | None = None, ready_timeout: float = 180.0, **kwargs
+) -> Iterator[ServiceProcess]:
+    """Start the service, wait until ``/readyz`` answers, and always stop it afterwards."""
+    proc = start_service(env, log_file=log_file, **kwargs)
+    try:
+        proc.wait_ready(timeout=ready_timeout)
+        yield proc
+    finally:
+        proc.stop()
 
 
 def example_query(url: str, query: str, k: int = 5, api_key: str | None = None) -> list[dict]:

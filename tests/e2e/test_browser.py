@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Route, expect, sync_playwright
 
-from dove_model.serving.launch import ServiceProcess, serving_env, start_service
+from dove_model.serving.launch import ServiceProcess, running_service, serving_env
 from dove_model.serving.synthetic import DemoDeployment, deploy_synthetic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -45,12 +45,8 @@ def service(
     )
     for name in ("DOVE_MODEL_DIR", "DOVE_API_KEY"):
         env.pop(name, None)
-    proc = start_service(env, log_file=tmp_path_factory.mktemp("logs") / "serve.log")
-    try:
-        proc.wait_ready(timeout=180)
+    with running_service(env, log_file=tmp_path_factory.mktemp("logs") / "serve.log") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 import pytest
 
-from dove_model.serving.launch import ServiceProcess, serving_env, start_service
+from dove_model.serving.launch import ServiceProcess, running_service, serving_env
 from dove_model.serving.synthetic import deploy_synthetic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -29,12 +29,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess
     env = serving_env(model_dir=deployment.model_dir, index_dir=deployment.index_dir,
                       bentoml_home=deployment.bentoml_home)  # fmt: skip
     env.pop("DOVE_API_KEY", None)
-    proc = start_service(env, log_file=tmp_path_factory.mktemp("logs") / "serve.log")
-    try:
-        proc.wait_ready(timeout=180)
+    with running_service(env, log_file=tmp_path_factory.mktemp("logs") / "serve.log") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def malformed_requests(rng: random.Random) -> list[dict]:

@@ -21,8 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dove_model.config import Params, load_params
-from dove_model.pipeline.smoke import write_smoke_project
+from dove_model.config import Params
 from dove_model.registry import (
     alias_state,
     detect_data_version,
@@ -36,20 +35,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore")]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
+def trained(smoke_trained: tuple[Path, Params]) -> tuple[Path, Params]:
     """A smoke project with a prepared dataset and a model trained for one epoch."""
-    import torch
-
-    from dove_model.data.prepare import prepare
-    from dove_model.training.train import train
-
-    root = tmp_path_factory.mktemp("served")
-    params = load_params(write_smoke_project(root))
-    torch.set_num_threads(1)
-    with contextlib.chdir(root):
-        dataset = prepare(params, progress=False)
-        train(dataset, params, Path(params.train.out_dir), progress=False)
-    return root, params
+    return smoke_trained
 
 
 def _free_port() -> int:

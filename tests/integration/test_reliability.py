@@ -35,20 +35,9 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params]:
+def trained(smoke_trained: tuple[Path, Params]) -> tuple[Path, Params]:
     """A smoke project with a prepared dataset and a model trained for one epoch."""
-    import torch
-
-    from dove_model.data.prepare import prepare
-    from dove_model.training.train import train
-
-    root = tmp_path_factory.mktemp("reliability")
-    params = load_params(write_smoke_project(root))
-    torch.set_num_threads(1)
-    with contextlib.chdir(root):
-        dataset = prepare(params, progress=False)
-        train(dataset, params, Path(params.train.out_dir), progress=False)
-    return root, params
+    return smoke_trained
 
 
 def _metrics(root: Path, name: str, mr: float) -> Path:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from dove_model.serving.launch import ServiceProcess, serving_env, start_service
+from dove_model.serving.launch import ServiceProcess, running_service, serving_env, start_service
 from dove_model.serving.synthetic import DemoDeployment, deploy_synthetic, tiny_model_dir
 
 pytestmark = pytest.mark.integration
@@ -39,13 +39,8 @@ def service(
         api_key=API_KEY,
     )
     env.pop("DOVE_MODEL_DIR", None)
-    log = tmp_path_factory.mktemp("logs") / "serve.log"
-    proc = start_service(env, log_file=log)
-    try:
-        proc.wait_ready(timeout=180)
+    with running_service(env, log_file=tmp_path_factory.mktemp("logs") / "serve.log") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

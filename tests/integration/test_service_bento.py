@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from dove_model.serving.launch import PROJECT_ROOT, serving_env, start_service
+from dove_model.serving.launch import PROJECT_ROOT, running_service, serving_env
 from dove_model.serving.model_store import weights_fingerprint
 from dove_model.serving.synthetic import deploy_synthetic
 
@@ -46,9 +46,9 @@ def test_bento_builds_offline_and_serves(tmp_path: Path) -> None:
     # Serve the built Bento from an unrelated folder: code and model come from the store.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    served = start_service(env, target=tag, project_root=elsewhere, log_file=tmp_path / "log")
-    try:
-        served.wait_ready(timeout=180)
+    with running_service(
+        env, target=tag, project_root=elsewhere, log_file=tmp_path / "log"
+    ) as served:
         info = httpx.post(f"{served.url}/info", json={}, timeout=30).json()
         assert info["model_name"] == "dove-rs-retrieval"
         assert info["model_fingerprint"] == weights_fingerprint(deployment.model_dir)
@@ -58,5 +58,3 @@ def test_bento_builds_offline_and_serves(tmp_path: Path) -> None:
             f"{served.url}/search_images", json={"query": "a lake", "k": 3}, timeout=30
         ).json()["results"]
         assert len(hits) == 3
-    finally:
-        served.stop()
