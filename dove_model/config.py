@@ -193,6 +193,8 @@ class ServeParams(Section):
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
     api_key_env: str = "DOVE_API_KEY"
+    # The two batching limits are BentoML decorator arguments, fixed when service.py is
+    # imported: the service uses these defaults, a value in params.yaml does not reach it.
     max_batch_size: int = 32
     max_latency_ms: int = 1000  # BentoML sheds (503) a request predicted to wait longer
     thumbnail_px: int = Field(160, ge=16, le=1024)
