@@ -128,20 +128,24 @@ def submit(
     data_version: str | None = None,
     root: Path | None = None,
 ) -> str:
-    """Submit the compiled pipeline to a KFP endpoint; returns the run id."""
+    """Submit the compiled pipeline, with its Kubernetes platform config (GPU toleration,
+    endpoints, S3 credentials), to a KFP endpoint; returns the run id."""
+    import tempfile
+
     import kfp
 
+    from dove_model.pipeline.platform import build_package
+
     root = (root or Path.cwd()).resolve()
-    compiled = root / params.pipeline.compiled_file
-    if not compiled.is_file():
-        raise DoveError(f"{compiled}: compiled pipeline not found (run `dove pipeline compile`)")
-    client = kfp.Client(host=host)
-    run = client.create_run_from_pipeline_package(
-        str(compiled),
-        arguments={
-            "data_version": data_version or pipeline_data_version(params, root),
-            "params_yaml": _params_text(params_file),
-        },
-        enable_caching=True,
-    )
+    with tempfile.TemporaryDirectory(prefix="dove-kfp-") as tmp:
+        package = build_package(params, root, Path(tmp) / "pipeline.yaml")
+        client = kfp.Client(host=host)
+        run = client.create_run_from_pipeline_package(
+            str(package),
+            arguments={
+                "data_version": data_version or pipeline_data_version(params, root),
+                "params_yaml": _params_text(params_file),
+            },
+            enable_caching=True,
+        )
     return str(run.run_id)

@@ -21,12 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dove_model.atomic import write_text
-from dove_model.config import Params, load_params
+from dove_model.config import load_params
 from dove_model.errors import DoveError
-from infra.kfp.platform import with_platform_config
+from dove_model.pipeline.platform import build_package
 
 DEFAULT_CRON = "0 0 3 * * 1"  # second minute hour day-of-month month day-of-week
 PACKAGE_OUT = Path("artifacts/kfp/pipeline-cluster.yaml")
@@ -56,24 +53,6 @@ def check_cron(expression: str) -> str:
     if not croniter.is_valid(" ".join(fields[1:])) or not re.fullmatch(r"[\d*/,-]+", fields[0]):
         raise DoveError(f"--cron {expression!r}: not a valid cron expression")
     return expression
-
-
-def build_package(params: Params, root: Path, out: Path) -> Path:
-    """The compiled pipeline plus its platform config, written atomically to ``out``."""
-    compiled = root / params.pipeline.compiled_file
-    if not compiled.is_file():
-        raise DoveError(
-            f"{compiled}: compiled pipeline not found; run `dove pipeline compile` first"
-        )
-    docs = [d for d in yaml.safe_load_all(compiled.read_text(encoding="utf-8")) if d]
-    if len(docs) != 1:
-        raise DoveError(f"{compiled}: expected one pipeline document, found {len(docs)}")
-    try:
-        package = with_platform_config(docs[0])
-    except ValueError as exc:
-        raise DoveError(f"{compiled}: {exc}") from None
-    write_text(out, yaml.safe_dump_all(package, sort_keys=False))
-    return out
 
 
 def version_name(package: Path) -> str:

@@ -17,9 +17,9 @@ from google.protobuf import json_format
 from kfp import components
 
 from dove_model.errors import DoveError
+from dove_model.pipeline.platform import Placement, with_platform_config
 from infra import manifests
 from infra.kfp import upload
-from infra.kfp.platform import Placement, with_platform_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPILED = REPO_ROOT / "components" / "pipeline.yaml"

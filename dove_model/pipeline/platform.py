@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from dove_model.atomic import write_text
+from dove_model.config import Params
+from dove_model.errors import DoveError
 
 PipelineDoc = dict[str, Any]
 
@@ -95,3 +102,21 @@ def with_platform_config(
     executors = {label: executor_config(task, placement) for task, label in names.items()}
     platforms = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
     return [copy.deepcopy(pipeline), platforms]
+
+
+def build_package(params: Params, root: Path, out: Path) -> Path:
+    """The compiled pipeline plus its platform config, written atomically to ``out``."""
+    compiled = root / params.pipeline.compiled_file
+    if not compiled.is_file():
+        raise DoveError(
+            f"{compiled}: compiled pipeline not found; run `dove pipeline compile` first"
+        )
+    docs = [d for d in yaml.safe_load_all(compiled.read_text(encoding="utf-8")) if d]
+    if len(docs) != 1:
+        raise DoveError(f"{compiled}: expected one pipeline document, found {len(docs)}")
+    try:
+        package = with_platform_config(docs[0])
+    except ValueError as exc:
+        raise DoveError(f"{compiled}: {exc}") from None
+    write_text(out, yaml.safe_dump_all(package, sort_keys=False))
+    return out
