@@ -173,6 +173,15 @@ def print_example(url: str, query: str, k: int = 5, api_key: str | None = None) 
         print(f"  {rank}. {hit['image_id']}{label}  score {hit['score']:.4f}")
 
 
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_keyboard_interrupt)
+
+
 def serve_forever(
     env: Mapping[str, str],
     *,
@@ -180,7 +189,12 @@ def serve_forever(
     port: int = 3000,
     example: str | None = None,
 ) -> None:
-    """Start the service, print the page URL (and an example query), run until Ctrl-C."""
+    """Start the service, print the page URL (and an example query), run until Ctrl-C.
+
+    SIGTERM and SIGINT both stop the service cleanly: it runs in its own session, so without
+    this a ``kill`` (or a shell that started us with SIGINT ignored) would orphan it.
+    """
+    _stop_on_signals()
     service = start_service(env, host=host, port=port)
     try:
         service.wait_ready()

@@ -280,3 +280,45 @@ def test_service_refuses_an_index_built_by_another_model(
         assert ready != 200
     finally:
         proc.stop()
+
+
+def test_dove_serve_stops_the_service_on_sigterm(
+    deployment: DemoDeployment, tmp_path: Path
+) -> None:
+    """`dove serve` (what make demo ends with) must not orphan the server when killed."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from dove_model.serving.launch import free_port
+
+    port = free_port()
+    env = serving_env(bentoml_home=deployment.bentoml_home)
+    env.pop("DOVE_API_KEY", None)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dove_model", "serve", "--port", str(port),
+             "--model-dir", str(deployment.model_dir), "--index", str(deployment.index_dir)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while "press Ctrl-C to stop" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) is not None
+        deadline = time.monotonic() + 30
+        while True:  # the port is released once the whole server tree is gone
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) != 0:
+                    break
+            assert time.monotonic() < deadline, "the server outlived `dove serve`"
+            time.sleep(0.5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
