@@ -66,3 +66,12 @@ def smoke_trained(_smoke_trained_once: Path, tmp_path_factory: pytest.TempPathFa
     root = tmp_path_factory.mktemp("smoke-copy") / "project"
     shutil.copytree(_smoke_trained_once, root)
     return root, load_params(root / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def synthetic_deployment(tmp_path_factory: pytest.TempPathFactory):
+    """A deployed tiny archive (model in a BentoML store, FAISS index), shared read-only by
+    the service, load and browser tests."""
+    from dove_model.serving.synthetic import deploy_synthetic
+
+    return deploy_synthetic(tmp_path_factory.mktemp("deployment"))

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from dove_model.serving.launch import ServiceProcess, running_service, serving_env
-from dove_model.serving.synthetic import DemoDeployment, deploy_synthetic
+from dove_model.serving.synthetic import DemoDeployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -30,8 +30,8 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> DemoDeployment:
-    return deploy_synthetic(tmp_path_factory.mktemp("browser"))
+def deployment(synthetic_deployment: DemoDeployment) -> DemoDeployment:
+    return synthetic_deployment
 
 
 @pytest.fixture(scope="module")

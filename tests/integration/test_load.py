@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from dove_model.serving.launch import ServiceProcess, running_service, serving_env
-from dove_model.serving.synthetic import deploy_synthetic
+from dove_model.serving.synthetic import DemoDeployment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,8 +24,10 @@ WORDS = ["blue", "lake", "green", "farmland", "city", "grey", "roads", "desert",
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    deployment = deploy_synthetic(tmp_path_factory.mktemp("load"))
+def service(
+    synthetic_deployment: DemoDeployment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    deployment = synthetic_deployment
     env = serving_env(model_dir=deployment.model_dir, index_dir=deployment.index_dir,
                       bentoml_home=deployment.bentoml_home)  # fmt: skip
     env.pop("DOVE_API_KEY", None)

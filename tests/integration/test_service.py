@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dove_model.serving.launch import ServiceProcess, running_service, serving_env, start_service
-from dove_model.serving.synthetic import DemoDeployment, deploy_synthetic, tiny_model_dir
+from dove_model.serving.synthetic import DemoDeployment, tiny_model_dir
 
 pytestmark = pytest.mark.integration
 API_KEY = "test-key-123"
@@ -23,8 +23,8 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> DemoDeployment:
-    return deploy_synthetic(tmp_path_factory.mktemp("service"))
+def deployment(synthetic_deployment: DemoDeployment) -> DemoDeployment:
+    return synthetic_deployment
 
 
 @pytest.fixture(scope="module")
