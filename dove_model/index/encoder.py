@@ -43,6 +43,10 @@ class Encoder(Protocol):
 
     def score(self, images: Any, texts: Any) -> np.ndarray: ...
 
+    def score_text_candidates(
+        self, images: Any, texts: Any, candidates: np.ndarray
+    ) -> np.ndarray: ...
+
 
 def as_image_arrays(parts: Any) -> ImageArrays:
     """Copy whatever ``encode_images`` returned into plain float32 arrays."""

@@ -68,7 +68,10 @@ def save_vector_index(index: faiss.Index, path: Path) -> None:
     faiss.write_index(index, str(path))
 
 
-def load_vector_index(path: Path, params: IndexParams, *, mmap: bool = True) -> faiss.Index:
+def load_vector_index(path: Path, params: IndexParams, *, mmap: bool = False) -> faiss.Index:
+    """Read into memory by default: FAISS's memory-mapped inverted lists made an IVF query
+    ~12x slower (1.1 ms vs 0.09 ms at 100k x 256 on 2 cores); the global vectors are only
+    D x 4 bytes an image, the big per-image re-rank arrays stay memory-mapped elsewhere."""
     if not path.is_file():
         raise ConfigError(f"{path}: vector index file not found")
     flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0

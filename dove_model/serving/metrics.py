@@ -34,11 +34,13 @@ class StepMetrics:
         )
 
     @contextmanager
-    def time(self, step: Step, direction: str) -> Iterator[None]:
+    def time(self, step: Step, direction: str, count: int = 1) -> Iterator[None]:
+        """Time a step run once for ``count`` queries (a batch): each query waited that long."""
         start = time.perf_counter()
         try:
             yield
         finally:
-            self.histogram.labels(step=step, direction=direction).observe(
-                time.perf_counter() - start
-            )
+            elapsed = time.perf_counter() - start
+            series = self.histogram.labels(step=step, direction=direction)
+            for _ in range(count):
+                series.observe(elapsed)

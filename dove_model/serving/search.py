@@ -12,6 +12,7 @@ from PIL import Image
 from dove_model.index.archive import ArchiveIndex
 from dove_model.index.encoder import Encoder, as_image_arrays
 from dove_model.index.vectors import search as vector_search
+from dove_model.serving.coalesce import Coalescer
 from dove_model.serving.metrics import Step, StepMetrics
 
 TEXT_TO_IMAGE = "text_to_image"
@@ -37,7 +38,11 @@ class CaptionHit:
 
 
 class Searcher:
-    """Answers queries against one archive with one model (checked to match at construction)."""
+    """Answers queries against one archive with one model (checked to match at construction).
+
+    Concurrent text queries are coalesced (``dove_model.serving.coalesce``): one batch is
+    encoded, searched in FAISS and re-ranked together, so throughput grows with concurrency.
+    """
 
     def __init__(
         self,
@@ -45,47 +50,63 @@ class Searcher:
         archive: ArchiveIndex,
         candidates_k: int,
         metrics: StepMetrics | None = None,
+        max_batch: int = 32,
     ) -> None:
         archive.check_model(str(encoder.fingerprint))
         self.encoder = encoder
         self.archive = archive
         self.candidates_k = candidates_k
         self.metrics = metrics
+        # hit fields as plain arrays: a pandas row lookup per hit costs more than the re-rank
+        self._image_ids = archive.images["image_id"].astype(str).to_numpy(dtype=object)
+        self._labels = np.array([_optional_str(v) for v in archive.images["label"]], object)
+        self._caption_texts = archive.captions["caption"].astype(str).to_numpy(dtype=object)
+        self._caption_images = archive.captions["image_row"].to_numpy(dtype=np.int64)
+        self._text_queries: Coalescer[tuple[str, int], list[ImageHit]] = Coalescer(
+            self.search_images_batch, max_batch
+        )
 
-    def _step(self, step: Step, direction: str) -> AbstractContextManager[None]:
-        return self.metrics.time(step, direction) if self.metrics else nullcontext()
+    def _step(self, step: Step, direction: str, count: int = 1) -> AbstractContextManager[None]:
+        return self.metrics.time(step, direction, count) if self.metrics else nullcontext()
 
     def search_images(self, query: str, k: int) -> list[ImageHit]:
-        """Text -> the ``k`` best archive images."""
-        with self._step("encode", TEXT_TO_IMAGE):
-            text = self.encoder.encode_texts([query])
-        return self.rank_images(text, k)
+        """Text -> the ``k`` best archive images (batched with concurrent queries)."""
+        return self._text_queries((query, k))
 
-    def rank_images(self, text: object, k: int) -> list[ImageHit]:
-        """Re-rank candidates for one already-encoded query (``encode_texts`` output)."""
-        with self._step("candidate_search", TEXT_TO_IMAGE):
+    def search_images_batch(self, requests: list[tuple[str, int]]) -> list[list[ImageHit]]:
+        """(query, k) pairs -> each query's ``k`` best images, in one encode/search/re-rank."""
+        n = len(requests)
+        with self._step("encode", TEXT_TO_IMAGE, n):
+            text = self.encoder.encode_texts([query for query, _ in requests])
+        want = max(max(k for _, k in requests), self.candidates_k)
+        with self._step("candidate_search", TEXT_TO_IMAGE, n):
             global_scores, ids = vector_search(
-                self.archive.image_index,
-                np.asarray(text.t_g, dtype=np.float32)[:1],
-                max(k, self.candidates_k),
+                self.archive.image_index, np.asarray(text.t_g, dtype=np.float32), want
             )
-            keep = ids[0] >= 0
-            rows, global_scores = ids[0][keep], global_scores[0][keep]
-        with self._step("rerank", TEXT_TO_IMAGE):
+        with self._step("rerank", TEXT_TO_IMAGE, n):
+            found = ids >= 0  # FAISS pads with -1 when it finds fewer than asked
+            rows = np.where(found, ids, 0)
+            arrays = self.archive.rerank_arrays(rows.reshape(-1))
             scores = np.asarray(
-                self.encoder.score(self.archive.rerank_arrays(rows), text), dtype=np.float32
-            )[:, 0]
-            order = np.argsort(-scores, kind="stable")[:k]
-        images = self.archive.images
-        return [
-            ImageHit(
-                row=int(rows[i]),
-                image_id=str(images.iloc[rows[i]]["image_id"]),
-                score=float(scores[i]),
-                candidate_score=float(global_scores[i]),
-                label=_optional_str(images.iloc[rows[i]]["label"]),
+                self.encoder.score_text_candidates(
+                    arrays, text, np.arange(rows.size).reshape(rows.shape)
+                ),
+                dtype=np.float32,
             )
-            for i in order
+            scores[~found] = -np.inf
+            order = np.argsort(-scores, axis=1, kind="stable")
+        return [
+            [
+                ImageHit(
+                    row=int(rows[q, i]),
+                    image_id=str(self._image_ids[rows[q, i]]),
+                    score=float(scores[q, i]),
+                    candidate_score=float(global_scores[q, i]),
+                    label=self._labels[rows[q, i]],
+                )
+                for i in order[q, : min(k, int(found[q].sum()))]
+            ]
+            for q, (_, k) in enumerate(requests)
         ]
 
     def search_texts(self, image: Image.Image, k: int) -> list[CaptionHit]:
@@ -100,18 +121,16 @@ class Searcher:
             )
             keep = ids[0] >= 0
             rows, global_scores = ids[0][keep], global_scores[0][keep]
-        captions = self.archive.captions
-        texts = [str(captions.iloc[r]["caption"]) for r in rows]
+        texts = [str(t) for t in self._caption_texts[rows]]
         with self._step("rerank", IMAGE_TO_TEXT):
             encoded = self.encoder.encode_texts(texts)
             scores = np.asarray(self.encoder.score(parts, encoded), dtype=np.float32)[0]
             order = np.argsort(-scores, kind="stable")[:k]
-        images = self.archive.images
         return [
             CaptionHit(
                 row=int(rows[i]),
                 caption=texts[i],
-                image_id=str(images.iloc[int(captions.iloc[rows[i]]["image_row"])]["image_id"]),
+                image_id=str(self._image_ids[self._caption_images[rows[i]]]),
                 score=float(scores[i]),
                 candidate_score=float(global_scores[i]),
             )

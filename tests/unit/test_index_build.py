@@ -68,3 +68,55 @@ def test_search_texts_ranks_caption_candidates(built: tuple[Path, Path, Path]) -
         hits = searcher.search_texts(img.convert("RGB"), k=3)
     assert len(hits) == 3
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_a_batch_of_queries_ranks_each_as_if_alone(built: tuple[Path, Path, Path]) -> None:
+    _, model, index = built
+    encoder = DoveEncoder.from_dir(model)
+    searcher = Searcher(encoder, load_archive(index, Params().index), candidates_k=8)
+    requests = [("a blue lake surrounded by land", 5), ("yellow desert", 3), ("roads", 8)]
+    batched = searcher.search_images_batch(requests)
+    for (query, k), hits in zip(requests, batched, strict=True):
+        alone = searcher.search_images(query, k)
+        assert [h.row for h in hits] == [h.row for h in alone]
+        assert len(hits) == k
+        np.testing.assert_allclose([h.score for h in hits], [h.score for h in alone], atol=1e-5)
+        assert [h.image_id for h in hits] == [
+            str(searcher.archive.images.iloc[h.row]["image_id"]) for h in hits
+        ]
+
+
+def test_fewer_candidates_than_asked_are_dropped_not_padded(tmp_path: Path) -> None:
+    """IVF probing one list finds ~1/4 of this archive: FAISS pads the rest with -1."""
+    import pandas as pd
+
+    from dove_model.config import IndexParams
+    from dove_model.index.archive import write_archive
+    from dove_model.serving.model_store import weights_fingerprint
+    from dove_model.serving.synthetic import random_archive
+
+    model = tiny_model_dir(tmp_path / "model", ["a blue lake"])
+    n = 400
+    arrays = random_archive(n, DoveEncoder.from_dir(model).embed_dim)
+    images = pd.DataFrame({"image_id": [f"img{i}" for i in range(n)]})
+    images["path"] = images["image_id"] + ".png"
+    images["label"] = pd.array([None] * n, dtype="string")
+    params = IndexParams(exact_max=0, approximate="ivf", ivf_nlist=4, ivf_nprobe=1)
+    write_archive(
+        tmp_path / "index",
+        arrays=arrays,
+        images=images,
+        captions=pd.DataFrame({"caption": ["a blue lake"], "image_row": [0]}),
+        caption_embeddings=np.asarray(arrays.v_m[:1], np.float32),
+        params=params,
+        meta={"model_fingerprint": weights_fingerprint(model), "model": {}},
+    )
+    searcher = Searcher(
+        DoveEncoder.from_dir(model), load_archive(tmp_path / "index", params), candidates_k=n
+    )
+    [hits, few] = searcher.search_images_batch([("a blue lake", n), ("lake", 5)])
+    rows = [h.row for h in hits]
+    assert 0 < len(rows) < n and len(set(rows)) == len(rows)
+    assert all(np.isfinite(h.score) for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert len(few) == 5
