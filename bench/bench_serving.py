@@ -110,6 +110,12 @@ def main() -> None:
         default=None,
         help="BentoML worker processes (default: the service's own setting)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="request threads per worker (default: the service's own setting)",
+    )
     args = parser.parse_args()
 
     model = Params().model_for_training()  # the demo architecture: resnet18, D=256
@@ -127,9 +133,11 @@ def main() -> None:
                 env = serving_env(model_dir=model_dir, index_dir=index_dir,
                                   bentoml_home=work / "bentoml")  # fmt: skip
                 env.pop("DOVE_API_KEY", None)
-                if args.workers:
+                overrides = {"workers": args.workers, "threads": args.threads}
+                overrides = {key: value for key, value in overrides.items() if value}
+                if overrides:
                     env["BENTOML_CONFIG_OVERRIDES"] = json.dumps(
-                        {"services": {"dove-retrieval": {"workers": args.workers}}}
+                        {"services": {"dove-retrieval": overrides}}
                     )
                 service = start_service(env, log_file=work / "serve.log")
                 try:
