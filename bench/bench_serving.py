@@ -4,8 +4,11 @@ Archives are synthetic (random unit vectors in float16, the real on-disk format)
 untrained model of the demo architecture, so the timings are those of real encoding, FAISS
 search and ROAM re-rank; only the ranking quality is meaningless. Prints, never asserts.
 
-    .venv/bin/python bench/bench_serving.py --sizes 10000 100000 --kinds exact hnsw
-    .venv/bin/python bench/bench_serving.py --sizes 1000000 --kinds ivf
+    .venv/bin/python bench/bench_serving.py --sizes 10000 100000 --kinds exact ivf hnsw
+    .venv/bin/python bench/bench_serving.py --sizes 1000000 --kinds ivf exact
+
+Server columns are per level (the /metrics difference across it): mean ms a query per step
+(a batch's step time counts once for each query in it) and mean queries per search batch.
 
 The load generator runs on the same machine as the server (2 cores shared): the QPS figures
 are a floor for a dedicated server.
@@ -80,22 +83,32 @@ async def run_level(url: str, concurrency: int, total: int, seed: int) -> tuple[
     return latencies, wall
 
 
-def step_means(url: str) -> dict[str, float]:
-    """Mean server-side milliseconds per step (text -> image), from the Prometheus histogram."""
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
+def server_totals(url: str) -> dict[str, float]:
+    """Text -> image totals from /metrics: seconds and counts per step, batches and queries."""
+    totals: dict[str, float] = {}
     for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
-        if family.name != "dove_search_step_seconds":
+        if family.name not in ("dove_search_step_seconds", "dove_search_batch_size"):
             continue
         for sample in family.samples:
             if sample.labels.get("direction") != "text_to_image":
                 continue
-            step = sample.labels["step"]
-            if sample.name.endswith("_sum"):
-                sums[step] = sample.value
-            elif sample.name.endswith("_count"):
-                counts[step] = sample.value
-    return {s: 1000 * sums[s] / max(counts[s], 1) for s in ("encode", "candidate_search", "rerank")}
+            suffix = sample.name.rsplit("_", 1)[-1]
+            if suffix in ("sum", "count"):
+                key = sample.labels.get("step", "batch")
+                totals[f"{key}_{suffix}"] = sample.value
+    return totals
+
+
+def level_summary(before: dict[str, float], after: dict[str, float]) -> str:
+    """Mean server ms per query for each step, and mean batch size, over one level only."""
+
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    steps = ("encode", "candidate_search", "rerank")
+    means = [1000 * delta(f"{s}_sum") / max(delta(f"{s}_count"), 1) for s in steps]
+    batch = delta("batch_sum") / max(delta("batch_count"), 1)
+    return "/".join(f"{v:.1f}" for v in means) + f"  {batch:5.1f}"
 
 
 def main() -> None:
@@ -121,7 +134,9 @@ def main() -> None:
     model = Params().model_for_training()  # the demo architecture: resnet18, D=256
     eval_size = Params().train.active.eval_size
     print(f"model: untrained {model.backbone}, D={model.embed_dim}; candidates_k=100, k=10")
-    print("size     index  build_s  c   p50_ms  p99_ms    QPS  server encode/search/rerank ms")
+    print(
+        "size     index  build_s  c   p50_ms  p99_ms    QPS  server encode/search/rerank ms  batch"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)
         captions = [c for _, c in SCENES.values()] + [" ".join(WORDS)]
@@ -144,13 +159,13 @@ def main() -> None:
                     service.wait_ready(timeout=600)
                     asyncio.run(run_level(service.url, 4, 40, seed=0))  # warm-up
                     for c in args.concurrency:
+                        before = server_totals(service.url)
                         lat, wall = asyncio.run(run_level(service.url, c, args.requests, seed=c))
                         ms = np.array(lat) * 1000
-                        steps = step_means(service.url)
+                        steps = level_summary(before, server_totals(service.url))
                         print(
                             f"{n:<8} {kind:<6} {build_s:7.1f} {c:>3} {np.percentile(ms, 50):7.1f} "
-                            f"{np.percentile(ms, 99):7.1f} {len(lat) / wall:6.1f}  "
-                            + "/".join(f"{v:.1f}" for v in steps.values()),
+                            f"{np.percentile(ms, 99):7.1f} {len(lat) / wall:6.1f}  {steps}",
                             flush=True,
                         )
                 finally:

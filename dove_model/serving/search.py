@@ -76,6 +76,8 @@ class Searcher:
     def search_images_batch(self, requests: list[tuple[str, int]]) -> list[list[ImageHit]]:
         """(query, k) pairs -> each query's ``k`` best images, in one encode/search/re-rank."""
         n = len(requests)
+        if self.metrics:
+            self.metrics.batch(TEXT_TO_IMAGE, n)
         with self._step("encode", TEXT_TO_IMAGE, n):
             text = self.encoder.encode_texts([query for query, _ in requests])
         want = max(max(k for _, k in requests), self.candidates_k)

@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from dove_model.serving.launch import ServiceProcess, running_service, serving_env
 from dove_model.serving.synthetic import DemoDeployment
@@ -47,6 +48,18 @@ def malformed_requests(rng: random.Random) -> list[dict]:
         {"json": ["a", "list"]},
     ]
     return [rng.choice(kinds) for _ in range(MALFORMED)]
+
+
+def batch_histogram(url: str) -> tuple[float, float]:
+    """(batches, queries in them) for text -> image, from the service's /metrics."""
+    text = httpx.get(url + "/metrics").text
+    values = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "dove_search_batch_size":
+            for sample in family.samples:
+                if sample.labels.get("direction") == "text_to_image":
+                    values[sample.name.rsplit("_", 1)[-1]] = sample.value
+    return values["count"], values["sum"]
 
 
 def server_rss(proc: ServiceProcess) -> int:
@@ -96,10 +109,14 @@ def test_load_with_malformed_requests(service: ServiceProcess) -> None:
     assert httpx.get(service.url + "/readyz").status_code == 200
     growth = rss_after - rss_after_warmup
     assert growth < 200 * 2**20, f"server memory grew {growth / 2**20:.0f} MiB in 1,800 requests"
+    batches, queries = batch_histogram(service.url)
+    assert queries == TOTAL - MALFORMED, "each good query runs in exactly one search batch"
+    assert batches < queries, "concurrent queries were never coalesced into a batch"
 
     latency = np.array([seconds for bad, _, seconds in results if not bad]) * 1000
     print(
         f"\nload: {TOTAL} requests at concurrency {CONCURRENCY} ({MALFORMED} malformed): "
         f"p50 {np.percentile(latency, 50):.1f} ms, p99 {np.percentile(latency, 99):.1f} ms, "
-        f"server RSS {rss_after_warmup / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB"
+        f"server RSS {rss_after_warmup / 2**20:.0f} -> {rss_after / 2**20:.0f} MiB, "
+        f"{queries / batches:.1f} queries a search batch"
     )

@@ -141,6 +141,7 @@ def test_health_and_metrics_need_no_key(service: ServiceProcess, client: httpx.C
         assert (
             f'dove_search_step_seconds_count{{direction="text_to_image",step="{step}"}}' in metrics
         )
+    assert 'dove_search_batch_size_count{direction="text_to_image"}' in metrics
 
 
 def test_api_key_protects_the_api_and_the_page(service: ServiceProcess) -> None:

@@ -75,10 +75,13 @@ def test_step_metrics_observe_each_step() -> None:
     registry = CollectorRegistry()
     metrics = StepMetrics(registry)
     for step in STEPS:
-        with metrics.time(step, "text_to_image"):
+        with metrics.time(step, "text_to_image", count=3):  # one batch of 3 queries
             pass
+    metrics.batch("text_to_image", 3)
     text = generate_latest(registry).decode()
     for step in STEPS:
         assert (
-            f'dove_search_step_seconds_count{{direction="text_to_image",step="{step}"}} 1.0' in text
+            f'dove_search_step_seconds_count{{direction="text_to_image",step="{step}"}} 3.0' in text
         )
+    assert 'dove_search_batch_size_count{direction="text_to_image"} 1.0' in text
+    assert 'dove_search_batch_size_sum{direction="text_to_image"} 3.0' in text
