@@ -97,15 +97,16 @@ class DoveRetrieval:
 
     # ------------------------------------------------------------------ search
     @bentoml.api
-    def search_images(self, query: str = "", k: int = 10) -> ImageSearchResponse:
-        """Text -> the k best archive images (ROAM re-rank of the index candidates)."""
+    async def search_images(self, query: str = "", k: int = 10) -> ImageSearchResponse:
+        """Text -> the k best archive images (ROAM re-rank of the index candidates).
+
+        Async: waiting requests hold no thread; concurrent ones are searched as one batch."""
         try:
             text = check_query(query, self.serve.max_query_chars)
             k = check_k(k, self.serve.max_k)
         except InputError as exc:
             return _error(exc)  # type: ignore[return-value]
-        self.runtime.bind_thread()
-        hits = self.runtime.searcher.search_images(text, k)
+        hits = await self.runtime.text_search((text, k))
         return ImageSearchResponse(
             query=text,
             k=k,

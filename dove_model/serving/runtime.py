@@ -11,10 +11,11 @@ from PIL import Image
 
 from dove_model.index.archive import ArchiveIndex, load_archive
 from dove_model.index.encoder import Encoder
+from dove_model.serving.coalesce import AsyncCoalescer
 from dove_model.serving.metrics import StepMetrics
 from dove_model.serving.model_store import model_dir_of
 from dove_model.serving.schemas import ServiceInfo
-from dove_model.serving.search import Searcher
+from dove_model.serving.search import ImageHit, Searcher
 from dove_model.serving.settings import ServingConfig
 
 
@@ -25,6 +26,8 @@ class ServiceRuntime:
     archive: ArchiveIndex
     searcher: Searcher
     info: ServiceInfo
+    # (query, k) -> hits; concurrent requests share one encode / FAISS / re-rank batch
+    text_search: AsyncCoalescer[tuple[str, int], list[ImageHit]]
 
     def bind_thread(self) -> None:
         """Call at the start of each request: OpenMP's thread count is per calling thread,
@@ -77,7 +80,13 @@ def load_runtime(config: ServingConfig, metrics: StepMetrics | None = None) -> S
         candidates_k=serve.candidates_k,
         max_k=serve.max_k,
     )
-    return ServiceRuntime(config, encoder, archive, searcher, info)
+    text_search: AsyncCoalescer[tuple[str, int], list[ImageHit]] = AsyncCoalescer(
+        searcher.search_images_batch,
+        max_batch=serve.search_max_batch,
+        max_running=serve.search_threads,
+        thread_init=lambda: set_op_threads(serve.op_threads),
+    )
+    return ServiceRuntime(config, encoder, archive, searcher, info, text_search)
 
 
 @lru_cache(maxsize=2048)

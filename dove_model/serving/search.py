@@ -12,7 +12,6 @@ from PIL import Image
 from dove_model.index.archive import ArchiveIndex
 from dove_model.index.encoder import Encoder, as_image_arrays
 from dove_model.index.vectors import search as vector_search
-from dove_model.serving.coalesce import Coalescer
 from dove_model.serving.metrics import Step, StepMetrics
 
 TEXT_TO_IMAGE = "text_to_image"
@@ -40,8 +39,8 @@ class CaptionHit:
 class Searcher:
     """Answers queries against one archive with one model (checked to match at construction).
 
-    Concurrent text queries are coalesced (``dove_model.serving.coalesce``): one batch is
-    encoded, searched in FAISS and re-ranked together, so throughput grows with concurrency.
+    ``search_images_batch`` answers many text queries in one encode, FAISS search and re-rank;
+    the service feeds it concurrent requests through ``dove_model.serving.coalesce``.
     """
 
     def __init__(
@@ -50,7 +49,6 @@ class Searcher:
         archive: ArchiveIndex,
         candidates_k: int,
         metrics: StepMetrics | None = None,
-        max_batch: int = 32,
     ) -> None:
         archive.check_model(str(encoder.fingerprint))
         self.encoder = encoder
@@ -62,16 +60,13 @@ class Searcher:
         self._labels = np.array([_optional_str(v) for v in archive.images["label"]], object)
         self._caption_texts = archive.captions["caption"].astype(str).to_numpy(dtype=object)
         self._caption_images = archive.captions["image_row"].to_numpy(dtype=np.int64)
-        self._text_queries: Coalescer[tuple[str, int], list[ImageHit]] = Coalescer(
-            self.search_images_batch, max_batch
-        )
 
     def _step(self, step: Step, direction: str, count: int = 1) -> AbstractContextManager[None]:
         return self.metrics.time(step, direction, count) if self.metrics else nullcontext()
 
     def search_images(self, query: str, k: int) -> list[ImageHit]:
-        """Text -> the ``k`` best archive images (batched with concurrent queries)."""
-        return self._text_queries((query, k))
+        """Text -> the ``k`` best archive images."""
+        return self.search_images_batch([(query, k)])[0]
 
     def search_images_batch(self, requests: list[tuple[str, int]]) -> list[list[ImageHit]]:
         """(query, k) pairs -> each query's ``k`` best images, in one encode/search/re-rank."""
