@@ -9,6 +9,8 @@ search and ROAM re-rank; only the ranking quality is meaningless. Prints, never 
 
 Server columns are per level (the /metrics difference across it): mean ms a query per step
 (a batch's step time counts once for each query in it) and mean queries per search batch.
+"client CPU %" is the load generator's own use of one core: near 100 it, not the server, is
+what limits the level (httpx at concurrency 32 on this machine).
 
 The load generator runs on the same machine as the server (2 cores shared): the QPS figures
 are a floor for a dedicated server.
@@ -28,6 +30,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from dove_model.config import IndexParams, Params
@@ -81,6 +84,12 @@ async def run_level(url: str, concurrency: int, total: int, seed: int) -> tuple[
         await asyncio.gather(*(worker(queries[i::concurrency]) for i in range(concurrency)))
         wall = time.perf_counter() - start
     return latencies, wall
+
+
+def client_cpu_seconds() -> float:
+    """CPU seconds (user + system) this load generator has used."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
 
 
 def server_totals(url: str) -> dict[str, float]:
@@ -160,12 +169,15 @@ def main() -> None:
                     asyncio.run(run_level(service.url, 4, 40, seed=0))  # warm-up
                     for c in args.concurrency:
                         before = server_totals(service.url)
+                        cpu_before = client_cpu_seconds()
                         lat, wall = asyncio.run(run_level(service.url, c, args.requests, seed=c))
+                        client_cpu = 100 * (client_cpu_seconds() - cpu_before) / wall
                         ms = np.array(lat) * 1000
                         steps = level_summary(before, server_totals(service.url))
                         print(
                             f"{n:<8} {kind:<6} {build_s:7.1f} {c:>3} {np.percentile(ms, 50):7.1f} "
-                            f"{np.percentile(ms, 99):7.1f} {len(lat) / wall:6.1f}  {steps}",
+                            f"{np.percentile(ms, 99):7.1f} {len(lat) / wall:6.1f}  {steps}  "
+                            f"{client_cpu:6.0f}",
                             flush=True,
                         )
                 finally:
