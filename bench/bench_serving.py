@@ -9,8 +9,8 @@ search and ROAM re-rank; only the ranking quality is meaningless. Prints, never 
 
 Server columns are per level (the /metrics difference across it): mean ms a query per step
 (a batch's step time counts once for each query in it) and mean queries per search batch.
-"client CPU %" is the load generator's own use of one core: near 100 it, not the server, is
-what limits the level (httpx at concurrency 32 on this machine).
+"client CPU %" is the load generator's own use of one core (near 100, it would be what limits
+the level).
 
 The load generator runs on the same machine as the server (2 cores shared): the QPS figures
 are a floor for a dedicated server.
@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 import numpy as np
 import pandas as pd
@@ -67,17 +68,23 @@ def build_archive(folder: Path, model_dir: Path, n: int, dim: int, kind: str) ->
 
 
 async def run_level(url: str, concurrency: int, total: int, seed: int) -> tuple[list[float], float]:
+    """``total`` searches from ``concurrency`` clients; (latencies, wall seconds).
+
+    aiohttp, not httpx: at concurrency 32 httpx used ~90% of a core of this 2-core machine
+    and became the bottleneck; aiohttp uses ~10%."""
     rng = random.Random(seed)
     queries = [" ".join(rng.sample(WORDS, 4)) for _ in range(total)]
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
 
         async def worker(mine: list[str]) -> None:
             for query in mine:
                 start = time.perf_counter()
-                response = await client.post("/search_images", json={"query": query, "k": 10})
-                response.raise_for_status()
+                async with client.post("/search_images", json={"query": query, "k": 10}) as r:
+                    r.raise_for_status()
+                    await r.read()
                 latencies.append(time.perf_counter() - start)
 
         start = time.perf_counter()
