@@ -52,39 +52,30 @@ def test_a_lone_call_runs_at_once_as_a_batch_of_one() -> None:
     assert batches == [[3], [4]]
 
 
-def test_calls_arriving_during_a_batch_run_together_next() -> None:
+@pytest.mark.parametrize(
+    ("calls", "max_batch", "expected"),
+    [
+        (8, 32, [[0], [1, 2, 3, 4, 5, 6, 7]]),  # all that arrived during batch 1, together
+        (10, 3, [[0], [1, 2, 3], [4, 5, 6], [7, 8, 9]]),  # capped, in arrival order
+    ],
+)
+def test_calls_arriving_during_a_batch_run_together_next(
+    calls: int, max_batch: int, expected: list[list[int]]
+) -> None:
     release = threading.Event()
     run, batches = recording(hold_first=release)
-    coalescer = AsyncCoalescer(run, max_batch=32)
+    coalescer = AsyncCoalescer(run, max_batch=max_batch)
 
     async def main() -> None:
         first = asyncio.ensure_future(coalescer(0))
         await until(lambda: len(batches) == 1)
-        rest = [asyncio.ensure_future(coalescer(i)) for i in range(1, 8)]
-        await until(lambda: len(coalescer._queued) == 7)
+        rest = [asyncio.ensure_future(coalescer(i)) for i in range(1, calls)]
+        await until(lambda: len(coalescer._queued) == calls - 1)
         release.set()
-        assert await first == 0
-        assert await asyncio.gather(*rest) == [i * 10 for i in range(1, 8)]
+        assert [await first, *await asyncio.gather(*rest)] == [i * 10 for i in range(calls)]
 
     run_async(main)
-    assert batches == [[0], list(range(1, 8))]
-
-
-def test_batches_never_exceed_max_batch_and_keep_arrival_order() -> None:
-    release = threading.Event()
-    run, batches = recording(hold_first=release)
-    coalescer = AsyncCoalescer(run, max_batch=3)
-
-    async def main() -> None:
-        first = asyncio.ensure_future(coalescer(0))
-        await until(lambda: len(batches) == 1)
-        rest = [asyncio.ensure_future(coalescer(i)) for i in range(1, 10)]
-        await until(lambda: len(coalescer._queued) == 9)
-        release.set()
-        assert [await first, *await asyncio.gather(*rest)] == [i * 10 for i in range(10)]
-
-    run_async(main)
-    assert batches == [[0], [1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert batches == expected
 
 
 def test_two_threads_run_two_batches_at_once() -> None:
