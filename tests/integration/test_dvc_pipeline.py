@@ -70,7 +70,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = load_params(write_smoke_project(root))
     with contextlib.chdir(root):
         ensure_synth(params.data, progress=False)
-    (root / ".gitignore").write_text("/mlruns/\n/bentoml_home/\n/.cache/\n/local_outputs/\n")
+    shutil.copy(REPO_ROOT / ".gitignore", root / ".gitignore")  # the project's own rules
     _run(root, "git", "init", "-q", "-b", "main")
     _run(root, str(BIN / "dvc"), "init", "-q")
     _run(root, str(BIN / "dvc"), "config", "core.analytics", "false")
