@@ -151,7 +151,8 @@ def main() -> None:
     eval_size = Params().train.active.eval_size
     print(f"model: untrained {model.backbone}, D={model.embed_dim}; candidates_k=100, k=10")
     print(
-        "size     index  build_s  c   p50_ms  p99_ms    QPS  server encode/search/rerank ms  batch"
+        "size     index  build_s  c   p50_ms  p99_ms    QPS  "
+        "server encode/search/rerank ms  batch  client_cpu_%"
     )
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)

@@ -199,7 +199,7 @@ class ServeParams(Section):
     max_latency_ms: int = 1000  # BentoML sheds (503) a request predicted to wait longer
     thumbnail_px: int = Field(160, ge=16, le=1024)
     model_tag: str = "dove-rs-retrieval:latest"  # BentoML store tag the service loads
-    op_threads: int = Field(1, ge=1)  # torch/FAISS threads per request (requests run in parallel)
+    op_threads: int = Field(1, ge=1)  # torch/FAISS threads per call (calls run in parallel)
     # text search: concurrent queries are coalesced into batches of up to search_max_batch,
     # run on search_threads threads (dove_model/serving/coalesce.py)
     search_max_batch: int = Field(32, ge=1)

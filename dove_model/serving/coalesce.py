@@ -85,6 +85,3 @@ class AsyncCoalescer(Generic[In, Out]):
         if len(results) != len(items):
             raise RuntimeError(f"batch of {len(items)} gave {len(results)} results")
         return results
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
