@@ -4,6 +4,8 @@ DTGA (Digging Text Genome Assistant) [paper, as described in DOVE.md]:
     T_f = GSA(H_f), T_b = GSA(H_b), GSA(H) = softmax(Q K^T / sqrt(D) + pad) V * sigmoid(W_g H)
     F_G = MLP(T_f * sigmoid(W_p H_b) + T_b * sigmoid(W_q H_f)),  T_G = masked mean of F_G.
 Without DTGA (ablation) F_G = (H_f + H_b) / 2 per word, i.e. a mean-pooled BiGRU.
+With ``model.glove_path`` training starts the word embedding from a GloVe-format file
+(:func:`init_word_embeddings`); a saved model carries the vectors in its weights.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
+from dove_model.model.vocab import PAD_ID
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -71,25 +73,83 @@ class DTGA(nn.Module):
         return self.mlp(t_fb + t_bf)
 
 
-def load_glove(path: Path | str, word2idx: dict[str, int], word_dim: int) -> torch.Tensor:
-    """Rows of a GloVe-format text file for the words we know (others stay random)."""
-    path = Path(path)
-    weights = torch.randn(len(word2idx), word_dim) * 0.1
+def _glove_number(raw: bytes, where: str, line_no: int, word: str) -> float:
     try:
-        with path.open(encoding="utf-8") as handle:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        text = raw.decode("utf-8", "replace")
+        raise ConfigError(f"{where}:{line_no}: {word!r}: {text!r} is not a finite number")
+    return value
+
+
+def load_glove(
+    path: Path | str, word2idx: dict[str, int], word_dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vocabulary rows of a GloVe-format text file -> (ids (K,), vectors (K, word_dim)).
+
+    Each non-blank line is a word and ``word_dim`` numbers, whitespace separated. Every line's
+    width is checked (a file of another dimension fails on its first line); the numbers are
+    parsed for the vocabulary's words only, so a large file costs little more than reading it.
+    ``<pad>`` is never taken from the file and a repeated word keeps its first vector.
+    A missing file, a line of another width, a word that is not UTF-8, a number that does not
+    parse or is not finite, and a file sharing no word with the vocabulary are ConfigErrors
+    naming the file (and line).
+    """
+    path = Path(path)
+    where = f"{path} (model.glove_path)"
+    ids: list[int] = []
+    rows: list[list[float]] = []
+    seen: set[int] = set()
+    try:
+        with path.open("rb") as handle:
             for line_no, line in enumerate(handle, start=1):
-                word, *values = line.rstrip().split(" ")
-                if word in word2idx:
-                    if len(values) != word_dim:
-                        raise ConfigError(
-                            f"{path}:{line_no}: vector has {len(values)} values, "
-                            f"model.word_dim is {word_dim}"
-                        )
-                    weights[word2idx[word]] = torch.from_numpy(np.asarray(values, np.float32))
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) != word_dim + 1:
+                    raise ConfigError(
+                        f"{where}:{line_no}: expected a word and {word_dim} numbers "
+                        f"(model.word_dim), found {len(parts) - 1} values after the first field"
+                    )
+                try:
+                    word = parts[0].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ConfigError(f"{where}:{line_no}: the word is not UTF-8") from None
+                idx = word2idx.get(word)
+                if idx is None or idx == PAD_ID or idx in seen:
+                    continue
+                values = [_glove_number(v, where, line_no, word) for v in parts[1:]]
+                seen.add(idx)
+                ids.append(idx)
+                rows.append(values)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: GloVe file not found") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read GloVe file ({exc})") from None
-    weights[0] = 0.0
-    return weights
+        raise ConfigError(f"{where}: cannot read the GloVe file ({exc})") from None
+    if not ids:
+        raise ConfigError(
+            f"{where}: none of the {len(word2idx)} vocabulary words is in the file "
+            "(wrong file? the vocabulary is lowercase)"
+        )
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(rows, dtype=torch.float32)
+
+
+def init_word_embeddings(encoder: TextEncoder, word2idx: dict[str, int], path: Path | str) -> int:
+    """Overwrite the embedding rows of the words found in the GloVe file ``path``.
+
+    Called by training on a freshly built model only: words not in the file keep their
+    (seeded) random init, and no random numbers are drawn. A saved model never needs the file
+    again (its weights hold the vectors). Returns how many vocabulary words were found.
+    """
+    weight = encoder.embed.weight
+    if weight.shape[0] != len(word2idx):
+        raise ValueError(f"embedding has {weight.shape[0]} rows, vocabulary {len(word2idx)}")
+    ids, vectors = load_glove(path, word2idx, weight.shape[1])
+    with torch.no_grad():
+        weight[ids.to(weight.device)] = vectors.to(weight)
+    return len(ids)
 
 
 class TextEncoder(nn.Module):

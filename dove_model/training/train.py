@@ -32,6 +32,7 @@ from dove_model.evaluation.metrics import random_chance_metrics
 from dove_model.model.dove import DoveModel
 from dove_model.model.io import save_model_dir
 from dove_model.model.preprocess import train_transform
+from dove_model.model.text import init_word_embeddings
 from dove_model.model.visual import PooledFeatures, load_boxes_file
 from dove_model.model.vocab import Vocabulary
 from dove_model.training.batches import CaptionBatches, epoch_batches
@@ -141,6 +142,8 @@ class _Run:
             self.vocab = Vocabulary.build(self.train_split.captions, mp.vocab_min_freq, mp.max_len)
         seed_everything(self.seed)
         self.model = DoveModel(mp, len(self.vocab)).to(self.device)
+        if mp.glove_path and not self.resuming:  # a resumed run's weights come from the checkpoint
+            init_word_embeddings(self.model.text, self.vocab.word2idx, mp.glove_path)
         self.cache_dir = Path(params.train.cache_dir)
 
     # ----------------------------------------------------------------- features
