@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from dove_model.commands import data, model, registry, serving
+from dove_model.commands import data, model, registry, serving, weights
 from dove_model.commands.common import DEFAULT_PARAMS, ParamsOption
 from dove_model.errors import DoveError
 
@@ -28,7 +28,7 @@ def _root() -> None:
     """DOVE-Ops: train, gate, register and serve DOVE remote sensing image-text retrieval."""
 
 
-for _module in (data, model, registry, serving):
+for _module in (data, model, registry, serving, weights):
     _module.register(app)
 
 

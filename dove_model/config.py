@@ -64,9 +64,17 @@ class ValidateParams(Section):
 
 
 # ------------------------------------------------------------------------ model library
+AUTO_BACKBONE = "auto"
+PAPER_BACKBONE = "resnet50"  # the paper's; its ImageNet weights are the user's own file
+OFFLINE_BACKBONE = "tf_efficientnet_lite2"  # the best ImageNet weights installable offline
+
+
 class ModelParams(Section):
+    # a timm model name, or "auto": the paper's resnet50 when pretrained_path is given,
+    # otherwise tf_efficientnet_lite2 with the offline weights (docs/model.md)
     backbone: str = "resnet50"
-    pretrained: bool = False  # True needs timm weights cached locally or pretrained_path
+    # True: weights from pretrained_path, else the offline store (`dove weights list`)
+    pretrained: bool = False
     pretrained_path: str | None = None
     freeze_backbone: bool = True
     embed_dim: int = 512
@@ -90,8 +98,10 @@ class TrainProfile(Section):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(100, ge=2)
     lr: float = 2e-4
+    backbone_lr: float | None = None  # a trained (not frozen) backbone's lr; None = lr
+    warmup_epochs: float = Field(0.0, ge=0.0)  # linear warm-up of every lr, in epochs
     lr_decay: float = 0.7
-    lr_step_epochs: int = 20
+    lr_step_epochs: int = Field(20, ge=1)
     resize: int = 278
     crop: int = 256
     eval_size: int = 256
@@ -221,16 +231,19 @@ class Params(Section):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def model_for_training(self) -> ModelParams:
-        """The model section with the active training profile's overrides applied."""
+        """The model section with the active training profile's overrides applied, and a
+        ``backbone: auto`` resolved to a concrete timm name."""
         overrides = self.train.active.model
-        if not overrides:
-            return self.model
         try:
-            return ModelParams(**{**self.model.model_dump(), **overrides})
+            merged = ModelParams(**{**self.model.model_dump(), **overrides})
         except ValidationError as exc:
             raise ConfigError(
                 f"train.profiles.{self.train.profile}.model: {_first_error(exc)}"
             ) from None
+        if merged.backbone == AUTO_BACKBONE:
+            backbone = PAPER_BACKBONE if merged.pretrained_path else OFFLINE_BACKBONE
+            merged = merged.model_copy(update={"backbone": backbone})
+        return merged
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from dove_model.model.dove import DoveModel, ImageEmbeddings, TextEmbeddings
 from dove_model.model.io import WEIGHTS_FILE, load_model_dir
-from dove_model.model.preprocess import images_to_tensor
+from dove_model.model.preprocess import LEGACY, Preprocessing, images_to_tensor
 from dove_model.model.vocab import Vocabulary
 
 
@@ -70,18 +70,25 @@ class DoveEncoder:
         eval_size: int,
         device: str | torch.device = "cpu",
         weights_file: Path | None = None,
+        preprocess: Preprocessing = LEGACY,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.vocab = vocab
         self.eval_size = eval_size
         self.weights_file = weights_file
+        self.preprocess = preprocess
 
     @classmethod
     def from_dir(cls, model_dir: Path | str, device: str | torch.device = "cpu") -> DoveEncoder:
         loaded = load_model_dir(model_dir, device)
         return cls(
-            loaded.model, loaded.vocab, loaded.eval_size, device, Path(model_dir) / WEIGHTS_FILE
+            loaded.model,
+            loaded.vocab,
+            loaded.eval_size,
+            device,
+            Path(model_dir) / WEIGHTS_FILE,
+            loaded.preprocess,
         )
 
     @property
@@ -106,7 +113,9 @@ class DoveEncoder:
         """Any PIL mode or size; ``boxes`` (N, N_r, 4) only for a detector-box model."""
         parts: list[ImageEmbeddings] = []
         for start in range(0, len(images), batch_size):
-            batch = images_to_tensor(images[start : start + batch_size], self.eval_size)
+            batch = images_to_tensor(
+                images[start : start + batch_size], self.eval_size, self.preprocess
+            )
             batch_boxes = None
             if boxes is not None:
                 batch_boxes = torch.as_tensor(boxes[start : start + batch_size]).float()

@@ -1,7 +1,10 @@
 """The model directory (docs/contracts.md section 3): weights, config and vocabulary.
 
 model.safetensors   weights only (no pickles)
-config.json         {"model": <ModelParams dump>, "eval_size": int, "format_version": 1}
+config.json         {"model": <ModelParams dump>, "eval_size": int, "format_version": 1,
+                     "preprocess": {"mean": [3], "std": [3], "interpolation": str}}
+                    (``preprocess`` absent in directories written before it existed: they
+                    load with ``preprocess.LEGACY``, what they were trained with)
 vocab.json          {"word2idx": {...}, "max_len": 47}
 """
 
@@ -19,6 +22,7 @@ from dove_model.atomic import atomic_dir
 from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
 from dove_model.model.dove import DoveModel
+from dove_model.model.preprocess import LEGACY, Preprocessing
 from dove_model.model.vocab import Vocabulary
 
 FORMAT_VERSION = 1
@@ -33,18 +37,26 @@ class LoadedModel:
     vocab: Vocabulary
     params: ModelParams
     eval_size: int
+    preprocess: Preprocessing
 
 
 def state_for_saving(model: DoveModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def save_model_dir(model: DoveModel, vocab: Vocabulary, eval_size: int, target: Path) -> Path:
+def save_model_dir(
+    model: DoveModel,
+    vocab: Vocabulary,
+    eval_size: int,
+    target: Path,
+    preprocess: Preprocessing,
+) -> Path:
     """Write the three files into ``target`` atomically (the old folder is replaced whole)."""
     config = {
         "model": model.params.model_dump(mode="json"),
         "eval_size": eval_size,
         "format_version": FORMAT_VERSION,
+        "preprocess": preprocess.to_json(),
     }
     with atomic_dir(target) as tmp:
         save_file(state_for_saving(model), str(tmp / WEIGHTS_FILE))
@@ -53,7 +65,14 @@ def save_model_dir(model: DoveModel, vocab: Vocabulary, eval_size: int, target: 
     return target
 
 
-def read_model_config(model_dir: Path) -> tuple[ModelParams, int]:
+@dataclass(frozen=True)
+class ModelConfig:
+    params: ModelParams
+    eval_size: int
+    preprocess: Preprocessing
+
+
+def read_model_config(model_dir: Path) -> ModelConfig:
     path = model_dir / CONFIG_FILE
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -71,7 +90,11 @@ def read_model_config(model_dir: Path) -> tuple[ModelParams, int]:
         eval_size = int(raw["eval_size"])
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         raise ConfigError(f"{path}: invalid model config ({str(exc).splitlines()[0]})") from None
-    return params, eval_size
+    try:
+        preprocess = Preprocessing.from_json(raw["preprocess"]) if "preprocess" in raw else LEGACY
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return ModelConfig(params, eval_size, preprocess)
 
 
 def load_weights(model: torch.nn.Module, weights_file: Path, what: str) -> None:
@@ -101,7 +124,8 @@ def load_weights(model: torch.nn.Module, weights_file: Path, what: str) -> None:
 
 def load_model_dir(model_dir: Path | str, device: str | torch.device = "cpu") -> LoadedModel:
     model_dir = Path(model_dir)
-    params, eval_size = read_model_config(model_dir)
+    config = read_model_config(model_dir)
+    params = config.params
     vocab = Vocabulary.load(model_dir / VOCAB_FILE)
     if vocab.max_len != params.max_len:
         raise ConfigError(
@@ -113,4 +137,10 @@ def load_model_dir(model_dir: Path | str, device: str | torch.device = "cpu") ->
     model.params = params
     load_weights(model, model_dir / WEIGHTS_FILE, f"{model_dir / CONFIG_FILE}")
     model.to(device).eval()
-    return LoadedModel(model=model, vocab=vocab, params=params, eval_size=eval_size)
+    return LoadedModel(
+        model=model,
+        vocab=vocab,
+        params=params,
+        eval_size=config.eval_size,
+        preprocess=config.preprocess,
+    )

@@ -20,6 +20,7 @@ from torchvision.ops import roi_align
 
 from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
+from dove_model.model import weights
 
 LEVELS = ("C3", "C4", "C5")
 
@@ -67,18 +68,22 @@ def load_boxes_file(path: Path | str, image_ids: list[str]) -> torch.Tensor:
 def create_timm_backbone(params: ModelParams) -> nn.Module:
     """timm ``features_only`` model giving its last three levels (C3, C4, C5 for a ResNet).
 
-    ``pretrained: true`` never downloads: it uses ``pretrained_path`` or a timm/HF cache entry,
-    and says what is missing otherwise.
+    ``pretrained: true`` never downloads. The weights come from ``pretrained_path`` (the
+    user's own timm weights file), else the offline store (``model/weights.py``: the
+    EfficientNet-Lite backbones), else a timm/Hugging Face cache entry; otherwise it says what
+    is missing.
     """
     kwargs: dict = {"features_only": True, "out_indices": (-3, -2, -1)}
     if not params.pretrained:
         return timm.create_model(params.backbone, pretrained=False, **kwargs)
-    weights_file = params.pretrained_path or _cached_weights(params.backbone)
+    weights_file = params.pretrained_path or _offline_weights(params.backbone)
     if weights_file is None or not Path(weights_file).is_file():
         raise ConfigError(
             f"model.pretrained is true but no weights for {params.backbone!r} are available "
-            f"offline: {params.pretrained_path or 'none in the timm/Hugging Face cache'}; set "
-            "model.pretrained_path to a local weights file or model.pretrained: false"
+            f"offline: {params.pretrained_path or 'none in the timm/Hugging Face cache'}; "
+            f"backbones with packaged offline weights: {', '.join(sorted(weights.SOURCES))} "
+            "(`dove weights list`); or set model.pretrained_path to a local timm weights file, "
+            "or model.pretrained: false"
         )
     try:
         return timm.create_model(
@@ -88,9 +93,16 @@ def create_timm_backbone(params: ModelParams) -> nn.Module:
             **kwargs,
         )
     except (RuntimeError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
-            f"{weights_file}: cannot load weights for {params.backbone} ({exc})"
+            f"{weights_file}: cannot load weights for {params.backbone} ({first})"
         ) from None
+
+
+def _offline_weights(backbone: str) -> str | None:
+    if backbone in weights.SOURCES:
+        return str(weights.resolve(backbone))
+    return _cached_weights(backbone)
 
 
 def _cached_weights(backbone: str) -> str | None:

@@ -39,6 +39,7 @@ def tiny_model_dir(
 
     from dove_model.model.dove import DoveModel
     from dove_model.model.io import save_model_dir
+    from dove_model.model.preprocess import preprocessing_for
     from dove_model.model.vocab import Vocabulary
 
     torch.manual_seed(seed)
@@ -46,7 +47,13 @@ def tiny_model_dir(
         backbone="resnet18", pretrained=False, embed_dim=embed_dim, word_dim=32, vocab_min_freq=1
     )
     vocab = Vocabulary.build(captions, min_freq=1, max_len=params.max_len)
-    return save_model_dir(DoveModel(params, len(vocab)), vocab, eval_size, Path(target))
+    return save_model_dir(
+        DoveModel(params, len(vocab)),
+        vocab,
+        eval_size,
+        Path(target),
+        preprocessing_for(params.backbone),
+    )
 
 
 def scene_image(scene: str, index: int, size: int = 96) -> Image.Image:

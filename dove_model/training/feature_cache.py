@@ -1,8 +1,9 @@
 """Frozen-backbone feature cache: pooled C3-C5 vectors and RoIAlign regions per image.
 
 With ``freeze_backbone: true`` the backbone output is a pure function of (image bytes,
-backbone weights, image size, region boxes). The cache key hashes exactly those, so a changed
-dataset version, backbone, weight file, size or box layout can never hit a stale entry.
+backbone weights, image size, preprocessing, region boxes). The cache key hashes exactly
+those, so a changed dataset version, backbone, weight file, size, normalisation or box layout
+can never hit a stale entry.
 Entries are float16 safetensors files written atomically.
 """
 
@@ -21,10 +22,10 @@ from tqdm import tqdm
 
 from dove_model.atomic import atomic_path
 from dove_model.data.manifest import SplitData
-from dove_model.model.preprocess import eval_transform, load_image
+from dove_model.model.preprocess import Preprocessing, eval_transform, load_image
 from dove_model.model.visual import Backbone, PooledFeatures
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the preprocessing is part of the key
 
 
 class ImageFiles(Dataset):
@@ -66,7 +67,12 @@ def split_digest(split: SplitData) -> str:
 
 
 def cache_key(
-    split: SplitData, backbone_name: str, backbone: Backbone, image_size: int, boxes_id: str
+    split: SplitData,
+    backbone_name: str,
+    backbone: Backbone,
+    image_size: int,
+    prep: Preprocessing,
+    boxes_id: str,
 ) -> str:
     parts = {
         "format": CACHE_FORMAT,
@@ -74,6 +80,7 @@ def cache_key(
         "backbone": backbone_name,
         "weights": weights_digest(backbone),
         "image_size": image_size,
+        "preprocess": prep.to_json(),
         "regions": boxes_id,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
@@ -84,6 +91,7 @@ def compute_features(
     backbone: Backbone,
     paths: Sequence[Path],
     image_size: int,
+    prep: Preprocessing,
     device: torch.device,
     batch_size: int = 32,
     num_workers: int = 0,
@@ -94,7 +102,7 @@ def compute_features(
     """Run the frozen backbone over images (eval transform) with a progress bar."""
     backbone.eval()
     loader = DataLoader(
-        ImageFiles(paths, eval_transform(image_size)),
+        ImageFiles(paths, eval_transform(image_size, prep)),
         batch_size=batch_size,
         num_workers=num_workers,
     )

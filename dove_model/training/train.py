@@ -31,7 +31,7 @@ from dove_model.errors import ConfigError, DoveError
 from dove_model.evaluation.metrics import random_chance_metrics
 from dove_model.model.dove import DoveModel
 from dove_model.model.io import save_model_dir
-from dove_model.model.preprocess import train_transform
+from dove_model.model.preprocess import preprocessing_for, train_transform
 from dove_model.model.text import init_word_embeddings
 from dove_model.model.visual import PooledFeatures, load_boxes_file
 from dove_model.model.vocab import Vocabulary
@@ -59,6 +59,7 @@ from dove_model.training.feature_cache import (
     split_digest,
     weights_digest,
 )
+from dove_model.training.schedule import build_optimizer
 from dove_model.training.validation import validation_metrics
 
 MODEL_SUBDIR = "model"
@@ -142,6 +143,7 @@ class _Run:
             self.vocab = Vocabulary.build(self.train_split.captions, mp.vocab_min_freq, mp.max_len)
         seed_everything(self.seed)
         self.model = DoveModel(mp, len(self.vocab)).to(self.device)
+        self.preprocess = preprocessing_for(mp.backbone)
         if mp.glove_path and not self.resuming:  # a resumed run's weights come from the checkpoint
             init_word_embeddings(self.model.text, self.vocab.word2idx, mp.glove_path)
         self.cache_dir = Path(params.train.cache_dir)
@@ -157,6 +159,7 @@ class _Run:
             self.model.backbone,
             split.image_paths,
             self.profile.eval_size,
+            self.preprocess,
             self.device,
             num_workers=self.profile.num_workers,
             boxes=self._boxes(split),
@@ -173,6 +176,7 @@ class _Run:
             self.model_params.backbone,
             self.model.backbone,
             self.profile.eval_size,
+            self.preprocess,
             _boxes_id(self.model_params),
         )
         if self.dist.enabled and not self.dist.is_main:
@@ -195,10 +199,10 @@ class _Run:
         )
 
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(trainable, lr=profile.lr)
-        scheduler = torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=profile.lr_step_epochs, gamma=profile.lr_decay
+        steps_per_epoch = len(
+            epoch_batches(self.train_split.n_captions, profile.batch_size, self.seed, 1)
         )
+        optimizer, scheduler = build_optimizer(self.model, profile, steps_per_epoch)
         loop = LoopState()
         if self.resuming:
             loop = load_checkpoint(self.out_dir, self.model, optimizer, scheduler)
@@ -218,7 +222,9 @@ class _Run:
             caption_image=self.train_split.caption_image,
             vocab=self.vocab,
             image_paths=self.train_split.image_paths,
-            transform=train_transform(profile.resize, profile.crop, profile.rotation_degrees),
+            transform=train_transform(
+                profile.resize, profile.crop, profile.rotation_degrees, self.preprocess
+            ),
             features=train_features,
         )
         chance = random_chance_metrics(self.val_split.caption_image, self.val_split.n_images)
@@ -273,6 +279,7 @@ class _Run:
                 if profile.grad_clip:
                     torch.nn.utils.clip_grad_norm_(trainable, profile.grad_clip)
                 optimizer.step()
+                scheduler.step()
                 loss_sum += float(loss.item())
                 n_steps += 1
                 train_samples += len(batch["ids"]) * self.dist.world_size
@@ -282,7 +289,6 @@ class _Run:
                     if any_rank(self.dist, over):
                         out_of_time = True
                         break
-            scheduler.step()
             train_seconds += time.monotonic() - epoch_start
 
             metrics = self._validate(val_features)
@@ -300,7 +306,11 @@ class _Run:
                 loop.best_mr, loop.best_epoch, loop.stale_epochs = metrics["mR"], epoch, 0
                 if self.dist.is_main:
                     save_model_dir(
-                        self.model, self.vocab, profile.eval_size, self.out_dir / MODEL_SUBDIR
+                        self.model,
+                        self.vocab,
+                        profile.eval_size,
+                        self.out_dir / MODEL_SUBDIR,
+                        self.preprocess,
                     )
             else:
                 loop.stale_epochs += 1

@@ -15,6 +15,7 @@ from dove_model.errors import ConfigError
 from dove_model.inference import DoveEncoder
 from dove_model.model.dove import DoveModel
 from dove_model.model.io import save_model_dir
+from dove_model.model.preprocess import preprocessing_for
 from dove_model.model.vocab import Vocabulary
 
 CAPTIONS = ["a red house near a river", "green field with trees", "a grey road"]
@@ -25,7 +26,9 @@ def write_model(target: Path, **overrides: object) -> Path:
     tiny = {"backbone": "resnet18", "embed_dim": 16, "word_dim": 8, "vocab_min_freq": 1}
     params = ModelParams(**{**tiny, **overrides})
     vocab = Vocabulary.build(CAPTIONS, min_freq=1, max_len=params.max_len)
-    return save_model_dir(DoveModel(params, len(vocab)), vocab, 64, target)
+    return save_model_dir(
+        DoveModel(params, len(vocab)), vocab, 64, target, preprocessing_for(params.backbone)
+    )
 
 
 @pytest.fixture(scope="module")
