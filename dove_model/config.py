@@ -135,7 +135,13 @@ class TrainParams(Section):
             eval_size=128,
             amp=False,
             max_minutes=10,
-            model={"backbone": "resnet18", "embed_dim": 256, "word_dim": 128, "vocab_min_freq": 2},
+            model={
+                "backbone": "tf_efficientnet_lite0",
+                "pretrained": True,
+                "embed_dim": 256,
+                "word_dim": 128,
+                "vocab_min_freq": 2,
+            },
         ),
     }
 

@@ -44,7 +44,8 @@ SMOKE_PARAMS: dict[str, Any] = {
                 "eval_size": 64,
                 "amp": False,
                 "model": {
-                    "backbone": "resnet18",
+                    "backbone": "tf_efficientnet_lite0",  # offline ImageNet weights
+                    "pretrained": True,
                     "embed_dim": 64,
                     "word_dim": 32,
                     "vocab_min_freq": 1,

@@ -29,7 +29,18 @@ def test_unknown_profile_is_an_error() -> None:
 def test_profile_overrides_apply_to_model() -> None:
     params = parse_params({})
     assert params.model.backbone == "resnet50"
-    assert params.model_for_training().backbone == "resnet18"
+    assert params.model_for_training().backbone == "tf_efficientnet_lite0"
+    assert params.model_for_training().pretrained
+
+
+def test_auto_backbone_is_the_papers_with_its_weights_else_the_offline_one() -> None:
+    paper = {"model": {"backbone": "auto", "pretrained": True}}
+    raw = {"train": {"profile": "paper", "profiles": {"paper": paper}}}
+    assert parse_params(raw).model_for_training().backbone == "tf_efficientnet_lite2"
+    raw["model"] = {"pretrained_path": "/weights/resnet50_a1_in1k.safetensors"}
+    assert parse_params(raw).model_for_training().backbone == "resnet50"
+    repo = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    assert {"paper", "real-cpu", "demo"} <= set(repo.train.profiles)
 
 
 def test_missing_and_malformed_files(tmp_path: Path) -> None:
