@@ -67,15 +67,20 @@ def carve_val_split(dataset: Path, fraction: float) -> None:
     """Move a fixed ``fraction`` of the train images (every k-th by sorted id) to ``val``."""
     frame = read_manifest(dataset)
     train_ids = sorted(frame.loc[frame["split"] == "train", "image_id"].astype(str).unique())
-    step = max(int(round(1 / fraction)), 2)
+    step = max(round(1 / fraction), 2)
     val_ids = set(train_ids[step - 1 :: step])
     frame.loc[frame["image_id"].astype(str).isin(val_ids), "split"] = "val"
     write_manifest(frame, dataset)
 
 
 def run_params(
-    base: Params, profile: str, variant: dict[str, object], seed: int, epochs: int | None,
-    select: str, out: Path,
+    base: Params,
+    profile: str,
+    variant: dict[str, object],
+    seed: int,
+    epochs: int | None,
+    select: str,
+    out: Path,
 ) -> Params:
     """``base`` with the profile active, the variant's model overrides, equal epochs."""
     raw = base.model_dump(mode="json", by_alias=True)
@@ -198,7 +203,9 @@ def main() -> None:
         json.dumps({"caption": caption, "summary": summary, "runs": runs}, indent=2)
     )
     (args.out / "table.md").write_text(table + "\n")
-    plot(summary, args.out / "ablation.png", f"UCM test mR, {args.profile}, {len(args.seeds)} seeds")
+    plot(
+        summary, args.out / "ablation.png", f"UCM test mR, {args.profile}, {len(args.seeds)} seeds"
+    )
     print("\n" + table)
 
 

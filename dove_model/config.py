@@ -92,6 +92,10 @@ class ModelParams(Section):
     lambda_g: float = 1.0
     margin: float = 0.2
     hardest_negative: bool = False
+    # [ours] a caption whose words equal caption j's is never a negative for j's image: real
+    # datasets repeat captions across images (UCM: 154 of 210 test images share all five),
+    # and an identical text can never be ranked apart from its twin
+    same_text_positive: bool = True
 
 
 class TrainProfile(Section):

@@ -117,6 +117,8 @@ class DoveModel(nn.Module):
         image = self.image_embeddings(features)
         text = self.encode_text(ids, lengths, pad_to_input=False)
         positive = image_index[:, None] == image_index[None, :]
+        if self.params.same_text_positive:
+            positive = positive | (ids[:, None, :] == ids[None, :, :]).all(dim=-1)
         p = self.params
         global_scores = self.global_score(image, text)[image_index]
         global_loss = ranking_loss(global_scores, positive, p.margin, p.hardest_negative)

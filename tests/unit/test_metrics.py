@@ -8,7 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from dove_model.evaluation.metrics import RECALL_KEYS, random_chance_metrics, retrieval_metrics
+from dove_model.evaluation.metrics import (
+    RECALL_KEYS,
+    random_chance_metrics,
+    retrieval_metrics,
+    tie_averaged_metrics,
+)
 
 
 def brute_force(scores: np.ndarray, caption_image: np.ndarray) -> dict[str, float]:
@@ -93,3 +98,57 @@ def test_brute_force_reference_itself_on_a_tiny_case() -> None:
     # image 0: own caption 0 ties with caption 1 -> rank 1; image 1: best own 0.3 < 0.9 -> rank 1
     assert ref["i2t_r1"] == 0.0 and ref["i2t_r5"] == 100.0
     assert list(itertools.islice(ref, 1)) == ["i2t_r1"]
+
+
+def literature_recalls(scores: np.ndarray, caption_image: np.ndarray) -> dict[str, float]:
+    """The literature's protocol: rank by a descending sort, best own caption for i2t."""
+    n_img, n_cap = scores.shape
+    i2t = [
+        min(
+            int(np.where(np.argsort(-scores[i], kind="stable") == j)[0][0])
+            for j in np.where(caption_image == i)[0]
+        )
+        for i in range(n_img)
+    ]
+    t2i = [
+        int(np.where(np.argsort(-scores[:, j], kind="stable") == caption_image[j])[0][0])
+        for j in range(n_cap)
+    ]
+    out = {
+        f"{d}_r{k}": 100.0 * float(np.mean(np.array(r) < k))
+        for d, r in (("i2t", i2t), ("t2i", t2i))
+        for k in (1, 5, 10)
+    }
+    out["mR"] = float(np.mean([out[k] for k in RECALL_KEYS]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tie_averaged_recalls_are_the_literature_protocol_over_random_tie_orders(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    n_img = 12
+    caption_image = rng.permutation(np.repeat(np.arange(n_img), rng.integers(1, 6, n_img)))
+    scores = rng.integers(0, 3, size=(n_img, len(caption_image))).astype(np.float64)
+    want = tie_averaged_metrics(scores, caption_image)
+    # shuffle which tied item comes first: the mean over many orders converges on `want`
+    draws = [
+        literature_recalls(scores + 1e-9 * rng.random(scores.shape), caption_image)
+        for _ in range(1500)
+    ]
+    for key in want:
+        assert np.mean([d[key] for d in draws]) == pytest.approx(want[key], abs=2.0)
+
+
+def test_tie_averaged_equals_pessimistic_without_ties_and_chance_when_constant() -> None:
+    rng = np.random.default_rng(7)
+    caption_image = np.repeat(np.arange(15), 5)
+    scores = rng.normal(size=(15, 75))
+    assert tie_averaged_metrics(scores, caption_image) == pytest.approx(
+        retrieval_metrics(scores, caption_image)
+    )
+    constant = tie_averaged_metrics(np.zeros((15, 75)), caption_image)
+    assert constant == pytest.approx(random_chance_metrics(caption_image, 15))
+    unscored = np.full((15, 75), -np.inf)
+    assert tie_averaged_metrics(unscored, caption_image)["mR"] == 0.0

@@ -1,0 +1,96 @@
+"""bench/ucm_ablation.py at tiny size: every variant, two seeds, equal epochs, mean +- std."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dove_model.config import parse_params
+from dove_model.serving.synthetic import SCENES, scene_image
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = {
+    "epochs": 2,
+    "batch_size": 8,
+    "resize": 64,
+    "crop": 64,
+    "eval_size": 64,
+    "rotation_degrees": 0,
+    "amp": False,
+    "model": {"backbone": "resnet18", "embed_dim": 16, "word_dim": 8, "vocab_min_freq": 1},
+}
+
+
+def karpathy_folder(root: Path, per_scene: int = 5) -> Path:
+    """A UCM-shaped Karpathy dataset: per scene 4 train images and 1 test, 2 captions each."""
+    (root / "images").mkdir(parents=True)
+    images, sent = [], 0
+    for s, (scene, (_, caption)) in enumerate(SCENES.items()):
+        for i in range(per_scene):
+            name = f"{scene}{i}.png"
+            scene_image(scene, 100 * s + i, size=64).save(root / "images" / name)
+            raws = [caption, f"there is {caption}"]
+            images.append(
+                {
+                    "filename": name,
+                    "imgid": len(images),
+                    "split": "test" if i == 0 else "train",
+                    "sentids": [sent, sent + 1],
+                    "sentences": [{"raw": r, "sentid": sent + j} for j, r in enumerate(raws)],
+                }
+            )
+            sent += 2
+    (root / "dataset.json").write_text(json.dumps({"images": images, "dataset": "UCM"}))
+    return root
+
+
+@pytest.mark.slow
+def test_the_ablation_script_reports_every_variant_over_seeds(tmp_path: Path) -> None:
+    data = karpathy_folder(tmp_path / "ucm")
+    params = parse_params({"train": {"profile": "tiny", "profiles": {"tiny": TINY}}})
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json", by_alias=True)))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "ucm_ablation.py"),
+            "--profile",
+            "tiny",
+            "--params",
+            str(params_file),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--seeds",
+            "0",
+            "1",
+            "--select",
+            "val",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = json.loads((out / "table.json").read_text())
+    names = ["DOVE (full)", "w/o ROAM (VSE)", "w/o DTGA", "w/o global constraint"]
+    assert list(table["summary"]) == names
+    for name in names:
+        runs = table["runs"][name]
+        assert len(runs) == 2 and {r["epochs"] for r in runs} == {2}  # equal epochs
+        mean, std = table["summary"][name]["mR"]
+        assert mean == pytest.approx(sum(r["mR"] for r in runs) / 2) and std >= 0
+        assert 0 <= table["summary"][name]["two_stage_mR"][0] <= 100
+    assert "selection on `val`" in table["caption"]
+    assert (out / "ablation.png").stat().st_size > 1000
+    assert "± " in (out / "table.md").read_text() and "| DOVE (full) |" in result.stdout
