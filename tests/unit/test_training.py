@@ -11,10 +11,12 @@ import torch
 from safetensors.torch import load_file
 
 from dove_model.config import DataParams, Params, SynthParams, parse_params
+from dove_model.data.manifest import load_split
 from dove_model.data.prepare import prepare
 from dove_model.errors import ConfigError
 from dove_model.evaluation.evaluate import evaluate
 from dove_model.inference import DoveEncoder
+from dove_model.model.preprocess import preprocessing_for
 from dove_model.training.train import TrainingDiverged, train
 
 TINY_MODEL = {"backbone": "resnet18", "embed_dim": 32, "word_dim": 16, "vocab_min_freq": 1}
@@ -96,6 +98,7 @@ def test_outputs_follow_the_contract(trained: tuple[Path, Any], dataset: Path) -
         "two_stage",
         "two_stage_mR_gap",
         "random_chance_mR",
+        "tie_averaged",
     ):
         assert key in saved
     assert saved["split"] == "test" and saved["n_captions"] == 5 * saved["n_images"]
@@ -157,3 +160,40 @@ def test_early_stopping_and_time_budget(dataset: Path, tmp_path: Path) -> None:
     result = train(dataset, budget, tmp_path / "b", progress=False)
     assert result.stop_reason == "time_budget" and result.epochs_run == 1
     assert (result.model_dir / "model.safetensors").is_file()
+
+
+def test_the_model_directory_records_the_backbones_preprocessing(
+    trained: tuple[Path, Any],
+) -> None:
+    _, result = trained
+    config = json.loads((result.model_dir / "config.json").read_text())
+    assert config["preprocess"] == preprocessing_for(TINY_MODEL["backbone"]).to_json()
+    assert DoveEncoder.from_dir(result.model_dir).preprocess == preprocessing_for("resnet18")
+
+
+def test_select_on_one_split_and_report_another(trained: tuple[Path, Any], dataset: Path) -> None:
+    """train.val_split picks the epoch; evaluate reports any other split of the dataset."""
+    out, result = trained
+    history = json.loads(result.history_file.read_text())
+    val = load_split(dataset, "val")
+    best = next(e for e in history["epochs"] if e["epoch"] == result.best_epoch)
+    assert best["val"]["mR"] == max(e["val"]["mR"] for e in history["epochs"])
+    report = evaluate(
+        result.model_dir,
+        dataset,
+        tiny_params(out),
+        out / "test.json",
+        split="test",
+        progress=False,
+    )
+    on_val = evaluate(
+        result.model_dir,
+        dataset,
+        tiny_params(out),
+        out / "val.json",
+        split="val",
+        progress=False,
+    )
+    assert report["split"] == "test" and on_val["split"] == "val"
+    assert on_val["n_images"] == val.n_images
+    assert report["n_images"] == load_split(dataset, "test").n_images
