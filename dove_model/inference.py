@@ -7,7 +7,7 @@ vector that is compared by cosine is L2-normalised here, explicitly.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -167,15 +167,33 @@ class DoveEncoder:
         texts: TextParts,
         image_index: np.ndarray,
         text_index: np.ndarray,
-        chunk_size: int = 8192,
+        chunk_size: int = 4096,
     ) -> np.ndarray:
-        """ROAM score of the pairs (image_index[p], text_index[p]) -> (P,) (two-stage re-rank)."""
+        """ROAM score of the pairs (image_index[p], text_index[p]) -> (P,) (two-stage re-rank).
+
+        Scored caption-major, like ``score_text_candidates``: the pairs are grouped by caption
+        and each caption's words are read once for all of its images. ``chunk_size`` bounds the
+        (caption, image) slots, padding included, that one model call scores.
+        """
+        image_index = np.asarray(image_index, dtype=np.int64).reshape(-1)
+        text_index = np.asarray(text_index, dtype=np.int64).reshape(-1)
+        if image_index.shape != text_index.shape:
+            raise ValueError("image_index and text_index must have the same length")
         out = np.empty(len(image_index), np.float32)
-        for start in range(0, len(image_index), chunk_size):
-            stop = start + chunk_size
-            image = self._image_tensors(images.take(image_index[start:stop]))
-            text = self._text_tensors(texts.take(text_index[start:stop]))
-            out[start:stop] = _numpy(self.model.pair_score(image, text))
+        if not len(out):
+            return out
+        gallery = self._image_tensors(images)
+        for pairs, real, caption in _caption_major_chunks(text_index, chunk_size):
+            cand = torch.from_numpy(image_index[pairs]).to(self.device)
+            image = ImageEmbeddings(
+                *(
+                    t.index_select(0, cand.reshape(-1)).reshape(*cand.shape, -1)
+                    for t in (gallery.v_m, gallery.v_mr, gallery.r)
+                )
+            )
+            text = self._text_tensors(texts.take(caption))
+            scores = _numpy(self.model.text_candidate_score(image, text))
+            out[pairs[real]] = scores[real]
         return out
 
     @torch.inference_mode()
@@ -219,6 +237,37 @@ class DoveEncoder:
         return TextEmbeddings(
             *(torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in arrays)
         )
+
+
+def _caption_major_chunks(
+    text_index: np.ndarray, slots: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Pairs grouped by caption into padded (T, K) blocks of at most ``slots`` entries each.
+
+    Yields ``(pairs, real, caption)``: ``pairs`` (T, K) positions into ``text_index``, ``real``
+    (T, K) false on padding (which repeats the row's first pair), ``caption`` (T,) each row's
+    caption. A caption with more than ``slots`` pairs spans several rows; rows are ordered by
+    length, longest first, so a block's rows are near its width and padding stays small.
+    """
+    slots = max(1, int(slots))
+    n = len(text_index)
+    order = np.argsort(text_index, kind="stable")
+    sorted_text = text_index[order]
+    group_start = np.flatnonzero(np.r_[True, sorted_text[1:] != sorted_text[:-1]])
+    rank = np.arange(n) - np.repeat(group_start, np.diff(np.r_[group_start, n]))
+    row_start = np.flatnonzero(rank % slots == 0)
+    row_len = np.diff(np.r_[row_start, n])
+    longest_first = np.argsort(-row_len, kind="stable")
+    row_start, row_len = row_start[longest_first], row_len[longest_first]
+    i = 0
+    while i < len(row_start):
+        width = int(row_len[i])
+        stop = min(len(row_start), i + max(1, slots // width))
+        col = np.arange(width)[None, :]
+        real = col < row_len[i:stop, None]
+        pairs = order[row_start[i:stop, None] + np.where(real, col, 0)]
+        yield pairs, real, sorted_text[row_start[i:stop]]
+        i = stop
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
