@@ -167,13 +167,14 @@ class DoveEncoder:
         texts: TextParts,
         image_index: np.ndarray,
         text_index: np.ndarray,
-        chunk_size: int = 4096,
+        chunk_size: int = 16384,
     ) -> np.ndarray:
         """ROAM score of the pairs (image_index[p], text_index[p]) -> (P,) (two-stage re-rank).
 
         Scored caption-major, like ``score_text_candidates``: the pairs are grouped by caption
         and each caption's words are read once for all of its images. ``chunk_size`` bounds the
-        (caption, image) slots, padding included, that one model call scores.
+        (caption, image) slots, padding included, that one model call scores (16384: on
+        2 CPU threads 4096 is a little faster on idle cores, 2.5x slower on shared ones).
         """
         image_index = np.asarray(image_index, dtype=np.int64).reshape(-1)
         text_index = np.asarray(text_index, dtype=np.int64).reshape(-1)
