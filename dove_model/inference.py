@@ -6,7 +6,6 @@ vector that is compared by cosine is L2-normalised here, explicitly.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dove_model.hashing import sha256_file
 from dove_model.model.dove import DoveModel, ImageEmbeddings, TextEmbeddings
 from dove_model.model.io import WEIGHTS_FILE, load_model_dir
 from dove_model.model.preprocess import LEGACY, Preprocessing, images_to_tensor
@@ -50,14 +50,6 @@ class TextParts:
 
     def take(self, index: np.ndarray | slice) -> TextParts:
         return TextParts(self.t_g[index], self.words[index], self.mask[index])
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class DoveEncoder:

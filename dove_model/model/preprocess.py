@@ -134,9 +134,7 @@ def train_transform(
     )
 
 
-def images_to_tensor(
-    images: Sequence[Image.Image], size: int, prep: Preprocessing
-) -> torch.Tensor:
+def images_to_tensor(images: Sequence[Image.Image], size: int, prep: Preprocessing) -> torch.Tensor:
     """(B, 3, size, size) eval-transformed batch."""
     transform = eval_transform(size, prep)
     return torch.stack([transform(to_rgb(image)) for image in images])

@@ -13,7 +13,6 @@ package version never hits a stale entry. Nothing here touches the network.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from safetensors.torch import save_file
 
 from dove_model.atomic import atomic_path, write_text
 from dove_model.errors import ConfigError
+from dove_model.hashing import sha256_file
 
 STORE_ENV = "DOVE_WEIGHTS_DIR"
 FORMAT = "dove-weights-1"
@@ -83,14 +83,6 @@ def store_dir() -> Path:
     return Path(cache) / "dove-ops" / "weights"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A ``.pth`` state dict, unpickled with ``weights_only=True``; anything else is an error."""
     try:
@@ -142,7 +134,7 @@ def convert(source_file: Path, architecture: str, target: Path) -> Path:
     mapped = map_onto(state, model_state, f"{source_file} -> {architecture}")
     with atomic_path(target, suffix=".safetensors") as tmp:
         save_file(mapped, str(tmp), metadata={"format": FORMAT, "architecture": architecture})
-        digest = sha256_of(tmp)
+        digest = sha256_file(tmp)
     write_text(_digest_file(target), digest + "\n")
     return target
 
@@ -156,7 +148,7 @@ def _intact(target: Path) -> bool:
     digest_file = _digest_file(target)
     if not (target.is_file() and digest_file.is_file()):
         return False
-    if digest_file.read_text(encoding="utf-8").strip() != sha256_of(target):
+    if digest_file.read_text(encoding="utf-8").strip() != sha256_file(target):
         return False
     try:
         with safe_open(str(target), framework="pt") as handle:
@@ -166,7 +158,7 @@ def _intact(target: Path) -> bool:
 
 
 def stored_path(source: WeightsSource, source_file: Path, store: Path) -> Path:
-    return store / f"{source.architecture}-{sha256_of(source_file)[:16]}.safetensors"
+    return store / f"{source.architecture}-{sha256_file(source_file)[:16]}.safetensors"
 
 
 def resolve(architecture: str, store: Path | None = None) -> Path:

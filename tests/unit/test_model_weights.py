@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
+from dove_model.hashing import sha256_file
 from dove_model.model import weights
 from dove_model.model.preprocess import eval_transform, load_image, preprocessing_for
 from dove_model.model.visual import Backbone
@@ -46,7 +47,7 @@ def test_every_packaged_source_is_installed_and_maps_onto_timm(store: Path) -> N
 
 def test_the_store_is_content_hashed_reused_and_repaired(store: Path) -> None:
     path = weights.resolve(LITE0)
-    source_sha = weights.sha256_of(weights.SOURCES[LITE0].path())  # type: ignore[arg-type]
+    source_sha = sha256_file(weights.SOURCES[LITE0].path())  # type: ignore[arg-type]
     assert path.parent == store and source_sha[:16] in path.name
     written = path.stat().st_mtime_ns
     assert weights.resolve(LITE0) == path and path.stat().st_mtime_ns == written  # reused
@@ -54,7 +55,7 @@ def test_the_store_is_content_hashed_reused_and_repaired(store: Path) -> None:
     data[-100] ^= 0xFF  # a flipped bit in the store is noticed and the entry re-created
     path.write_bytes(bytes(data))
     assert weights.resolve(LITE0) == path
-    assert weights.sha256_of(path) == (store / (path.name + ".sha256")).read_text().strip()
+    assert sha256_file(path) == (store / (path.name + ".sha256")).read_text().strip()
     assert sorted(p.name for p in store.iterdir()) == [path.name, path.name + ".sha256"]
 
 
