@@ -35,6 +35,7 @@ from dove_model.config import Params, load_params, parse_params
 from dove_model.data.importer import import_dataset
 from dove_model.data.manifest import MANIFEST_FILE, read_manifest, write_manifest
 from dove_model.evaluation.evaluate import evaluate
+from dove_model.evaluation.metrics import RECALL_KEYS
 from dove_model.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,17 +46,7 @@ VARIANTS: dict[str, tuple[str, dict[str, object]]] = {
     "no_dtga": ("w/o DTGA", {"use_dtga": False}),
     "no_global": ("w/o global constraint", {"lambda_g": 0.0}),
 }
-COLUMNS = (
-    "i2t_r1",
-    "i2t_r5",
-    "i2t_r10",
-    "t2i_r1",
-    "t2i_r5",
-    "t2i_r10",
-    "mR",
-    "two_stage_mR",
-    "tie_averaged_mR",
-)
+COLUMNS = (*RECALL_KEYS, "mR", "two_stage_mR", "tie_averaged_mR")
 VAL_FRACTION = 0.1
 
 
