@@ -9,10 +9,11 @@ images, test 210). Every variant trains the same number of epochs (the profile's
 the two-stage (index + re-rank) mR, and the mR with exact ties averaged (the literature's
 protocol; UCM repeats captions across images). The table gives mean +- std over the seeds.
 
-Model selection: ``--select test`` picks each run's best epoch on ``test`` itself (the folder
-withholds the literature's UCM test set and calls its second split ``test``: the issue's
-protocol); ``--select val`` carves a validation split of 10 % of the train images (fixed,
-by image id) and selects on it, so the reported ``test`` figures never saw the selection.
+Model selection: ``--select test`` trains on every train image and picks each run's best
+epoch on ``test`` itself (the folder withholds the literature's UCM test set and calls its
+second split ``test``: the issue's protocol); ``--select val`` carves a validation split of
+10 % of the train images (fixed, by image id) and selects on it, so the reported ``test``
+figures never saw the selection.
 
 A frozen backbone's features are cached once per backbone and image size and shared by every
 variant and seed (same features for every row). Writes ``table.json``, ``table.md`` and
@@ -50,9 +51,10 @@ COLUMNS = (*RECALL_KEYS, "mR", "two_stage_mR", "tie_averaged_mR")
 VAL_FRACTION = 0.1
 
 
-def prepared_ucm(out: Path, source: Path = UCM) -> Path:
-    """UCM imported once into the canonical layout, with a ``val`` split carved from train."""
-    dataset = out / "prepared"
+def prepared_ucm(out: Path, source: Path = UCM, *, carve_val: bool = True) -> Path:
+    """UCM imported once into the canonical layout; with ``carve_val`` a ``val`` split of
+    10 % of the train images is carved out (otherwise every train image trains)."""
+    dataset = out / ("prepared-val" if carve_val else "prepared")
     if not (dataset / MANIFEST_FILE).is_file():
         import_dataset(
             "karpathy",
@@ -61,7 +63,8 @@ def prepared_ucm(out: Path, source: Path = UCM) -> Path:
             images_dir=source / "images",
             name="ucm-captions",
         )
-        carve_val_split(dataset, VAL_FRACTION)
+        if carve_val:
+            carve_val_split(dataset, VAL_FRACTION)
     return dataset
 
 
@@ -177,7 +180,7 @@ def main() -> None:
     base = load_params(args.params)
     if args.profile not in base.train.profiles:
         raise SystemExit(f"no profile {args.profile!r} in {args.params}")
-    dataset = prepared_ucm(args.out, args.data)
+    dataset = prepared_ucm(args.out, args.data, carve_val=args.select == "val")
     runs: dict[str, list[dict[str, float]]] = {}
     for seed in args.seeds:
         for key in args.variants:
