@@ -95,8 +95,14 @@ def load_checkpoint(
     folder = out_dir / CHECKPOINT_DIR
     load_weights(model, folder / "weights.safetensors", f"{folder / 'meta.json'}")
     state = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (KeyError, ValueError) as exc:  # written by a version with another optimiser layout
+        raise ConfigError(
+            f"{folder / 'trainer.pt'}: the optimiser state does not fit this version's "
+            f"optimiser and schedule ({type(exc).__name__}: {exc}); start over with --fresh"
+        ) from None
     return LoopState(**state["loop"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,18 @@ def test_select_on_one_split_and_report_another(trained: tuple[Path, Any], datas
     assert report["split"] == "test" and on_val["split"] == "val"
     assert on_val["n_images"] == val.n_images
     assert report["n_images"] == load_split(dataset, "test").n_images
+
+
+def test_a_checkpoint_with_another_optimiser_layout_is_refused_clearly(
+    trained: tuple[Path, Any], dataset: Path, tmp_path: Path
+) -> None:
+    """A checkpoint from before the per-step schedule (StepLR state) asks for --fresh."""
+    out, _ = trained
+    run = tmp_path / "old"
+    shutil.copytree(out / "checkpoints", run / "checkpoints")
+    trainer = run / "checkpoints" / "last" / "trainer.pt"
+    state = torch.load(trainer, weights_only=True)
+    state["scheduler"] = {"step_size": 3, "gamma": 0.7, "base_lrs": [1e-3], "last_epoch": 2}
+    torch.save(state, trainer)
+    with pytest.raises(ConfigError, match="start over with --fresh"):
+        train(dataset, tiny_params(out, epochs=3), run, progress=False)
