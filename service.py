@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, cast
 
 import bentoml
 import numpy as np
+from bentoml.exceptions import BentoMLException
 from bentoml.validators import ContentType
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, Response
 from PIL import Image
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Strict
 from starlette.responses import JSONResponse
 
 from dove_model.config import ServeParams
-from dove_model.serving.guard import RequestGuard
-from dove_model.serving.limits import InputError, check_k, check_query, decode_image
+from dove_model.serving.guard import OPEN_PATHS, RequestGuard
+from dove_model.serving.images import DecodeLimits, PixelBudget, decode_image
+from dove_model.serving.limits import InputError, check_count, check_k, check_query
+from dove_model.serving.metrics import EndpointLabels
 from dove_model.serving.schemas import (
     CaptionResult,
     CaptionSearchResponse,
@@ -48,27 +52,47 @@ def _serve_params() -> ServeParams:
     return resolve_serving_config(os.environ).params.serve
 
 
-def _checked_text(text: str) -> str:
+def _decode_limits() -> DecodeLimits:
+    serve = _serve_params()
+    return DecodeLimits(serve.max_upload_bytes, serve.max_pixels, serve.decode_side)
+
+
+class RequestRefused(BentoMLException):
+    """An InputError raised while BentoML validates a request: it keeps its HTTP status
+    (a ValueError there would always become a 400)."""
+
+    @classmethod
+    def of(cls, exc: InputError) -> RequestRefused:
+        return cls(str(exc), error_code=HTTPStatus(exc.status))
+
+
+def _checked_texts(texts: list[str]) -> list[str]:
+    """Each request is checked before it joins a batch: one bad request must not fail the
+    others batched with it."""
+    serve = _serve_params()
     try:
-        return check_query(text, _serve_params().max_query_chars)
+        check_count(texts, serve.max_texts_per_request, "texts")
+        return [check_query(text, serve.max_query_chars) for text in texts]
     except InputError as exc:
-        raise ValueError(str(exc)) from None
+        raise RequestRefused.of(exc) from None
 
 
-def _decoded_upload(path: Path) -> Image.Image:
-    """Each request's images are checked before it joins a batch: one bad upload must not
-    fail the other requests batched with it."""
-    limits = _serve_params()
+def _decoded_uploads(paths: list[Path]) -> list[Image.Image]:
+    """Decoded before batching, like the texts, within the request's pixel budget."""
+    serve = _serve_params()
     try:
-        return decode_image(
-            path.read_bytes(), max_bytes=limits.max_upload_bytes, max_pixels=limits.max_pixels
-        )
+        check_count(paths, serve.max_images_per_request, "images")
+        budget = PixelBudget(serve.max_request_pixels)
+        return [decode_image(path.read_bytes(), _decode_limits(), budget) for path in paths]
     except InputError as exc:
-        raise ValueError(str(exc)) from None
+        raise RequestRefused.of(exc) from None
 
 
-CheckedText = Annotated[str, AfterValidator(_checked_text)]
-CheckedImage = Annotated[Path, ContentType("image/*"), AfterValidator(_decoded_upload)]
+CheckedTexts = Annotated[list[str], AfterValidator(_checked_texts)]
+CheckedImages = Annotated[
+    list[Annotated[Path, ContentType("image/*")]], AfterValidator(_decoded_uploads)
+]
+StrictInt = Annotated[int, Strict()]  # "5", 5.0, 1e2 and true are not integers
 
 
 def _error(exc: InputError) -> JSONResponse:
@@ -84,12 +108,17 @@ def _error(exc: InputError) -> JSONResponse:
 @bentoml.asgi_app(ui, path="/ui")
 class DoveRetrieval:
     def __init__(self) -> None:
-        from dove_model.serving.metrics import StepMetrics
+        from dove_model.serving.connections import ConnectionLimits, install_connection_limits
+        from dove_model.serving.metrics import StepMetrics, bound_endpoint_labels
         from dove_model.serving.runtime import load_runtime
         from dove_model.serving.settings import resolve_serving_config
 
         config = resolve_serving_config(os.environ)
-        self.serve = config.params.serve
+        self.serve = serve = config.params.serve
+        install_connection_limits(
+            ConnectionLimits(serve.header_timeout_s, serve.max_header_bytes, serve.max_headers)
+        )
+        bound_endpoint_labels(ENDPOINT_LABELS)
         self.runtime = load_runtime(config, StepMetrics(histogram_cls=bentoml.metrics.Histogram))
 
     def __is_ready__(self) -> bool:
@@ -97,10 +126,12 @@ class DoveRetrieval:
 
     # ------------------------------------------------------------------ search
     @bentoml.api
-    async def search_images(self, query: str = "", k: int = 10) -> ImageSearchResponse:
+    async def search_images(self, query: str = "", k: StrictInt = 10) -> ImageSearchResponse:
         """Text -> the k best archive images (ROAM re-rank of the index candidates).
 
-        Async: waiting requests hold no thread; concurrent ones are searched as one batch."""
+        Async: waiting requests hold no thread; concurrent ones are searched as one batch.
+        ``unknown_words`` lists the query's words the model has never seen (they add nothing
+        to the search)."""
         try:
             text = check_query(query, self.serve.max_query_chars)
             k = check_k(k, self.serve.max_k)
@@ -110,6 +141,7 @@ class DoveRetrieval:
         return ImageSearchResponse(
             query=text,
             k=k,
+            unknown_words=self.runtime.encoder.unknown_words(text),
             results=[
                 ImageResult(
                     image_id=h.image_id,
@@ -124,9 +156,11 @@ class DoveRetrieval:
 
     @bentoml.api
     def search_texts(
-        self, image: Annotated[Path, ContentType("image/*")], k: int = 10
+        self, image: Annotated[Path, ContentType("image/*")], k: StrictInt = 10
     ) -> CaptionSearchResponse:
-        """An uploaded image -> the k best captions of the caption gallery."""
+        """An uploaded image -> the k best captions of the caption gallery.
+
+        Decoded here, on a worker thread (not while BentoML validates on the event loop)."""
         try:
             k = check_k(k, self.serve.max_k)
             size = image.stat().st_size
@@ -134,11 +168,7 @@ class DoveRetrieval:
                 raise InputError(
                     f"image is {size} bytes; the maximum is {self.serve.max_upload_bytes}", 413
                 )
-            picture = decode_image(
-                image.read_bytes(),
-                max_bytes=self.serve.max_upload_bytes,
-                max_pixels=self.serve.max_pixels,
-            )
+            picture = decode_image(image.read_bytes(), _decode_limits())
         except InputError as exc:
             return _error(exc)  # type: ignore[return-value]
         self.runtime.bind_thread()
@@ -162,7 +192,7 @@ class DoveRetrieval:
         max_batch_size=BATCHING.max_batch_size,
         max_latency_ms=BATCHING.max_latency_ms,
     )
-    def encode_texts(self, texts: list[CheckedText]) -> np.ndarray:
+    def encode_texts(self, texts: CheckedTexts) -> np.ndarray:
         """Global text embeddings T_G, (N, D); adaptive batching across requests."""
         self.runtime.bind_thread()
         return np.asarray(self.runtime.encoder.encode_texts(list(texts)).t_g, dtype=np.float32)
@@ -172,9 +202,9 @@ class DoveRetrieval:
         max_batch_size=BATCHING.max_batch_size // 2,
         max_latency_ms=BATCHING.max_latency_ms * 2,
     )
-    def encode_images(self, images: list[CheckedImage]) -> np.ndarray:
+    def encode_images(self, images: CheckedImages) -> np.ndarray:
         """Global image embeddings V_M, (N, D); adaptive batching across requests."""
-        pictures = cast(list[Image.Image], images)  # decoded by CheckedImage's validator
+        pictures = cast(list[Image.Image], images)  # decoded by CheckedImages' validator
         self.runtime.bind_thread()
         return np.asarray(self.runtime.encoder.encode_images(pictures).v_m, dtype=np.float32)
 
@@ -190,9 +220,9 @@ class DoveRetrieval:
 
     @ui.get("/static/{name}")
     def asset(self, name: str) -> FileResponse:
-        path = (PAGE_DIR / name).resolve()
-        if path.parent != PAGE_DIR or not path.is_file():
-            raise HTTPException(404, detail=f"no asset {name!r}")
+        path = _page_assets().get(name)  # an allow-list: no path is built from the name
+        if path is None:
+            raise HTTPException(404, detail=f"no asset {name[:100]!r}")
         return FileResponse(path)
 
     @ui.get("/thumbs/{row}")
@@ -206,4 +236,16 @@ class DoveRetrieval:
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
+@lru_cache(maxsize=1)
+def _page_assets() -> dict[str, Path]:
+    return {path.name: path for path in PAGE_DIR.iterdir() if path.is_file()}
+
+
+API_PATHS = ("/search_images", "/search_texts", "/encode_texts", "/encode_images", "/info")
+ENDPOINT_LABELS = EndpointLabels(
+    exact=frozenset(
+        (*API_PATHS, *OPEN_PATHS, "/", "/ui", "/ui/", "/docs", "/docs.json", "/schema.json")
+    ),
+    templates={"/ui/static/": "/ui/static/{name}", "/ui/thumbs/": "/ui/thumbs/{row}"},
+)
 DoveRetrieval.add_asgi_middleware(RequestGuard)

@@ -211,7 +211,18 @@ class ServeParams(Section):
     max_k: int = 100
     max_query_chars: int = 500
     max_upload_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    max_pixels: int = 40_000_000  # per image, as its header declares (413 above)
+    max_request_pixels: int = 80_000_000  # all images of one request together (413 above)
+    decode_side: int = Field(1024, ge=64)  # large uploads are decoded down to this short side
+    max_texts_per_request: int = Field(64, ge=1)  # /encode_texts (413 above)
+    max_images_per_request: int = Field(16, ge=1)  # /encode_images (413 above)
+    max_form_parts: int = Field(32, ge=1)  # multipart parts per request (400 above)
+    max_part_header_bytes: int = Field(8192, ge=256)  # per multipart part (400 above)
+    max_filename_chars: int = Field(200, ge=16)  # an upload's file name (400 above)
+    max_header_bytes: int = Field(16384, ge=1024)  # all request headers (431 above)
+    max_headers: int = Field(64, ge=8)  # request header count (431 above)
+    header_timeout_s: float = Field(10.0, gt=0)  # to receive a request's headers (408, closed)
+    body_timeout_s: float = Field(15.0, gt=0)  # longest wait between body chunks (408)
     api_key_env: str = "DOVE_API_KEY"
     # The two batching limits are BentoML decorator arguments, fixed when service.py is
     # imported: the service uses these defaults, a value in params.yaml does not reach it.

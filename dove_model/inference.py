@@ -94,6 +94,10 @@ class DoveEncoder:
             raise ValueError("fingerprint needs an encoder loaded with from_dir")
         return sha256_file(self.weights_file)
 
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` the vocabulary does not hold (they encode as ``<unk>``)."""
+        return self.vocab.unknown_words(text)
+
     # ---------------------------------------------------------------------- encoding
     @torch.inference_mode()
     def encode_images(

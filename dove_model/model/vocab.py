@@ -8,7 +8,6 @@ captions cut at ``max_len`` tokens. An empty caption or one of unknown words onl
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,14 +17,10 @@ import torch
 
 from dove_model.atomic import write_text
 from dove_model.errors import ConfigError
+from dove_model.model.tokens import tokenize
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
-_WORD = re.compile(r"[a-z]+")
-
-
-def tokenize(caption: str) -> list[str]:
-    return _WORD.findall(caption.lower())
 
 
 @dataclass(frozen=True)
@@ -43,6 +38,10 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.word2idx)
+
+    def unknown_words(self, caption: str) -> list[str]:
+        """The caption's words that are not in the vocabulary (each once, in order)."""
+        return list(dict.fromkeys(w for w in tokenize(caption) if w not in self.word2idx))
 
     def encode(self, caption: str) -> list[int]:
         """Word ids, cut at ``max_len``; never empty (an empty caption becomes ``<unk>``)."""

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
-_WORD = re.compile(r"[a-z]+")
-
-
-def tokenize(text: str) -> list[str]:
-    """The tokenizer the model uses too: lowercase letters only (DOVE.md, text side)."""
-    return _WORD.findall(text.lower())
+from dove_model.model.tokens import tokenize  # the model's tokenizer (DOVE.md, text side)
 
 
 def normalise(text: pd.Series) -> pd.Series:

@@ -1,16 +1,15 @@
 """Input limits: every bad request becomes an :class:`InputError` with an HTTP status.
 
-Images are checked before their pixels are decoded: byte size first, then the declared
-width x height (a decompression bomb is a tiny file claiming a huge pixel count).
+Images have their own module (``dove_model.serving.images``): they are checked before their
+pixels are decoded.
 """
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image, UnidentifiedImageError
+import unicodedata
 
 from dove_model.errors import DoveError
+from dove_model.model.tokens import tokenize
 
 
 class InputError(DoveError):
@@ -22,15 +21,31 @@ class InputError(DoveError):
 
 
 def check_query(query: object, max_chars: int) -> str:
-    """The stripped query text; empty, non-text or over-long queries are refused."""
+    """The query with control and format characters (NUL, zero-width, BOM, bidi overrides)
+    removed and whitespace stripped. Empty, non-text, over-long queries, and queries with no
+    word the tokenizer can read (only marks, symbols or digits) are refused."""
     if not isinstance(query, str):
         raise InputError("query must be a string")
-    text = query.strip()
+    if len(query) > max_chars:
+        raise InputError(f"query is {len(query)} characters long; the maximum is {max_chars}")
+    text = "".join(" " if _invisible(ch) else ch for ch in query).strip()
     if not text:
         raise InputError("query is empty")
-    if len(text) > max_chars:
-        raise InputError(f"query is {len(text)} characters long; the maximum is {max_chars}")
+    if not tokenize(text):
+        raise InputError("the query has no words (the model reads letters a-z)")
     return text
+
+
+def _invisible(ch: str) -> bool:
+    """Control (Cc), format (Cf: zero-width, BOM, bidi), and other non-printing characters."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
+def check_count(items: object, max_items: int, what: str) -> None:
+    """A list endpoint's item cap: more items in one request is a 413."""
+    count = len(items) if isinstance(items, list) else 0
+    if count > max_items:
+        raise InputError(f"{count} {what} in one request; the maximum is {max_items}", 413)
 
 
 def check_k(k: object, max_k: int) -> int:
@@ -47,33 +62,3 @@ def check_content_type(content_type: str | None) -> None:
         raise InputError(
             f"upload has content type {media or 'none'!r}; expected an image (image/*)", 415
         )
-
-
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Decode an uploaded image to RGB within the byte and pixel caps."""
-    if len(data) > max_bytes:
-        raise InputError(f"image is {len(data)} bytes; the maximum is {max_bytes}", 413)
-    if not data:
-        raise InputError("image upload is empty")
-    try:
-        img = Image.open(io.BytesIO(data))  # reads the header only
-    except Image.DecompressionBombError:
-        raise InputError(
-            f"image declares too many pixels (a decompression bomb?); the maximum is {max_pixels}",
-            413,
-        ) from None
-    except UnidentifiedImageError:
-        raise InputError("upload is not a readable image (PNG, JPEG, TIFF, ...)") from None
-    except OSError as exc:
-        raise InputError(f"upload is not a readable image ({exc})") from None
-    width, height = img.size
-    if width * height > max_pixels:
-        raise InputError(
-            f"image is {width}x{height} = {width * height} pixels; the maximum is {max_pixels}",
-            413,
-        )
-    try:
-        img.load()
-        return img.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"image is truncated or corrupt ({exc})") from None

@@ -56,3 +56,62 @@ class StepMetrics:
             series = self.histogram.labels(step=step, direction=direction)
             for _ in range(count):
                 series.observe(elapsed)
+
+
+# ----------------------------------------------------------- bounded endpoint labels
+REAL_PATH_KEY = "dove.real_path"  # the request path, when the metrics saw a bounded label
+UNMATCHED_PATH = "/{unmatched}"
+
+
+class EndpointLabels:
+    """Maps a request path onto a bounded set of ``endpoint`` label values.
+
+    BentoML's request metrics label each request by its raw path, so every random 404 path
+    (and every thumbnail row) would add series to ``/metrics`` forever. Known paths keep
+    their name, the two parametrised page routes collapse onto their template, and
+    anything else is ``/{unmatched}``.
+    """
+
+    def __init__(self, exact: frozenset[str], templates: dict[str, str]) -> None:
+        self.exact = exact
+        self.templates = templates  # path prefix -> label
+
+    def __call__(self, path: str) -> str:
+        if path in self.exact:
+            return path
+        for prefix, label in self.templates.items():
+            if path.startswith(prefix):
+                return label
+        return UNMATCHED_PATH
+
+
+def bound_endpoint_labels(labels: EndpointLabels) -> bool:
+    """Make BentoML's traffic-metrics middleware label requests through ``labels``.
+
+    The middleware reads ``scope["path"]`` before anything of ours runs, so it is handed a
+    copy of the scope whose path is the label; the real path travels in ``REAL_PATH_KEY``
+    and the request guard routes on it again. Installed once per worker at service start;
+    returns False (and changes nothing) if BentoML's middleware is not where it was.
+    """
+    try:
+        from bentoml._internal.server.http import instruments
+    except ImportError:
+        return False
+    middleware = getattr(instruments, "RunnerTrafficMetricsMiddleware", None)
+    if middleware is None:
+        return False
+    if getattr(middleware, "_dove_labels", None) is not None:
+        middleware._dove_labels = labels
+        return True
+    original = middleware.__call__
+
+    async def labelled_call(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            label = type(self)._dove_labels(scope["path"])
+            if label != scope["path"]:
+                scope = {**scope, "path": label, REAL_PATH_KEY: scope["path"]}
+        await original(self, scope, receive, send)
+
+    middleware._dove_labels = labels
+    middleware.__call__ = labelled_call
+    return True

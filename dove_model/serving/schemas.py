@@ -17,6 +17,7 @@ class ImageSearchResponse(BaseModel):
     query: str
     k: int
     results: list[ImageResult]
+    unknown_words: list[str] = []  # query words the model's vocabulary does not hold
 
 
 class CaptionResult(BaseModel):

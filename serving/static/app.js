@@ -64,7 +64,11 @@ $("text-form").addEventListener("submit", async (event) => {
   if (!response.ok) { setStatus(status, await errorText(response), true); return; }
   const body = await response.json();
   $("results").replaceChildren(...body.results.map(card));
-  setStatus(status, `${body.results.length} images in ${Math.round(performance.now() - started)} ms`);
+  const found = `${body.results.length} images in ${Math.round(performance.now() - started)} ms`;
+  const unknown = body.unknown_words || [];
+  setStatus(status, unknown.length
+    ? `${found}; words the model does not know (ignored): ${unknown.join(", ")}`
+    : found);
 });
 
 $("image-form").addEventListener("submit", async (event) => {

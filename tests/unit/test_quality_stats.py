@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from dove_model.quality.caption_stats import caption_facts, split_facts, tokenize
+from dove_model.model.tokens import tokenize
+from dove_model.quality.caption_stats import caption_facts, split_facts
 from dove_model.quality.image_stats import image_facts, inspect_image
 
 
