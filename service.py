@@ -54,7 +54,9 @@ def _serve_params() -> ServeParams:
 
 def _decode_limits() -> DecodeLimits:
     serve = _serve_params()
-    return DecodeLimits(serve.max_upload_bytes, serve.max_pixels, serve.decode_side)
+    return DecodeLimits(
+        serve.max_upload_bytes, serve.max_pixels, serve.decode_side, serve.max_decode_mib * 2**20
+    )
 
 
 class RequestRefused(BentoMLException):

@@ -214,6 +214,7 @@ class ServeParams(Section):
     max_pixels: int = 40_000_000  # per image, as its header declares (413 above)
     max_request_pixels: int = 80_000_000  # all images of one request together (413 above)
     decode_side: int = Field(1024, ge=64)  # large uploads are decoded down to this short side
+    max_decode_mib: int = Field(200, ge=16)  # estimated decoder memory per image (413 above)
     max_texts_per_request: int = Field(64, ge=1)  # /encode_texts (413 above)
     max_images_per_request: int = Field(16, ge=1)  # /encode_images (413 above)
     max_form_parts: int = Field(32, ge=1)  # multipart parts per request (400 above)

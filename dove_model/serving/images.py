@@ -7,7 +7,9 @@ allow-list of formats is opened (Pillow would otherwise try all of its plug-ins,
 included). Decoding then happens at reduced size where the format allows it (JPEG draft
 mode) and the result is reduced at once by an integer factor (``Image.reduce``) so that the
 short side stays at least ``decode_side`` pixels: the model resizes to a few hundred pixels
-anyway. Large decodes run one at a time (a process-wide semaphore) and hand their memory
+anyway. A format whose decoder cannot scale and needs much more memory than the picture
+(libwebp: about 15 bytes a pixel) is refused (413) above an estimated decoder memory, so
+the cap on pixels is not a cap of 600 MB per upload. Large decodes run one at a time (a process-wide semaphore) and hand their memory
 back to the OS afterwards (``malloc_trim``), so a burst of them cannot stack up.
 """
 
@@ -42,11 +44,19 @@ EXIF_TRANSPOSE = {
 }
 
 
+# Peak decoder memory per decoded pixel, measured with Pillow 12 (RGB pictures):
+# libwebp's decoder holds RGBA canvases and Pillow copies them (about 15 bytes a pixel); the
+# others hold the picture plus its RGB conversion. JPEG is estimated after draft scaling.
+DECODE_BYTES_PER_PIXEL = {"WEBP": 16, "GIF": 5}
+DEFAULT_BYTES_PER_PIXEL = 4
+
+
 @dataclass(frozen=True)
 class DecodeLimits:
     max_bytes: int
     max_pixels: int  # per image, as declared in its header
     decode_side: int = 1024  # decode down to no less than this short side
+    max_decode_bytes: int = 200 * 2**20  # estimated decoder memory for one image
 
 
 class PixelBudget:
@@ -84,6 +94,9 @@ def decode_image(
         )
     if budget is not None:
         budget.take(pixels)
+    if img.format == "JPEG":
+        img.draft("RGB", (limits.decode_side, limits.decode_side))  # DCT scaling, header only
+    _check_decode_memory(img, limits.max_decode_bytes)
     if pixels <= LARGE_DECODE_PIXELS:
         return _decode(img, limits.decode_side)
     with _large_decodes:
@@ -92,6 +105,18 @@ def decode_image(
         finally:
             del img
             release_freed_memory()
+
+
+def _check_decode_memory(img: Image.Image, max_decode_bytes: int) -> None:
+    width, height = img.size  # after draft scaling for JPEG
+    per_pixel = DECODE_BYTES_PER_PIXEL.get(str(img.format), DEFAULT_BYTES_PER_PIXEL)
+    estimate = width * height * per_pixel
+    if estimate > max_decode_bytes:
+        raise InputError(
+            f"a {img.format} image of {width}x{height} needs about {estimate >> 20} MiB to "
+            f"decode; the maximum is {max_decode_bytes >> 20} MiB (send it smaller, or as JPEG)",
+            413,
+        )
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -114,8 +139,6 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 def _decode(img: Image.Image, decode_side: int) -> Image.Image:
     try:
         orientation = img.getexif().get(ORIENTATION_TAG, 1)
-        if img.format == "JPEG":
-            img.draft("RGB", (decode_side, decode_side))  # DCT scaling: never below the size
         img.load()
         factor = min(img.size) // decode_side
         if factor >= 2:

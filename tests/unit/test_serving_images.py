@@ -115,3 +115,15 @@ def test_the_request_pixel_budget_is_shared_by_its_images() -> None:
     with pytest.raises(InputError, match="more than 2500 pixels in all") as info:
         decode_image(encoded((40, 40)), CAPS, budget)
     assert info.value.status == 413
+
+
+def test_a_webp_that_needs_too_much_decoder_memory_is_413() -> None:
+    """libwebp cannot decode at reduced size and needs ~15 bytes a pixel: the estimate is
+    checked from the header, before any pixel is decoded."""
+    data = encoded((1000, 1000), fmt="WEBP", lossless=True)
+    limits = DecodeLimits(10**7, 10**7, 64, max_decode_bytes=8 * 2**20)
+    with pytest.raises(InputError, match="WEBP image of 1000x1000 needs about 15 MiB") as info:
+        decode_image(data, limits)
+    assert info.value.status == 413
+    png = encoded((1000, 1000))  # 4 MB to decode: within the same limit
+    assert min(decode_image(png, limits).size) >= 64
