@@ -9,8 +9,9 @@ mode) and the result is reduced at once by an integer factor (``Image.reduce``) 
 short side stays at least ``decode_side`` pixels: the model resizes to a few hundred pixels
 anyway. A format whose decoder cannot scale and needs much more memory than the picture
 (libwebp: about 15 bytes a pixel) is refused (413) above an estimated decoder memory, so
-the cap on pixels is not a cap of 600 MB per upload. Large decodes run one at a time (a process-wide semaphore) and hand their memory
-back to the OS afterwards (``malloc_trim``), so a burst of them cannot stack up.
+the cap on pixels is not a cap of 600 MB per upload. Large decodes run one at a time (a
+process-wide semaphore) and hand their memory back to the OS afterwards (``malloc_trim``), so
+a burst of them cannot stack up.
 """
 
 from __future__ import annotations
