@@ -123,3 +123,12 @@ def test_an_error_is_shown_not_swallowed(page: Page, tmp_path: Path) -> None:
     page.click("#text-form button")
     expect(page.locator("#text-status")).to_contain_text("maximum is 500", timeout=15_000)
     keep_screenshot(page, tmp_path, "search_page_error.png")
+
+
+def test_unknown_query_words_are_shown(page: Page) -> None:
+    page.fill("#k", "3")
+    page.fill("#query", "a blue zzqx lake")
+    page.click("#text-form button")
+    expect(page.locator("#text-status")).to_contain_text(
+        "words the model does not know (ignored): zzqx", timeout=15_000
+    )
