@@ -3,8 +3,11 @@
 The compiled ``components/pipeline.yaml`` already asks for the train task's GPU
 (``set_accelerator_type``); this adds what only the Kubernetes platform spec can say:
 - a toleration (and node selector) so the train pod lands on tainted GPU nodes;
-- for every task, the endpoints ConfigMap and S3 Secret as environment variables and the
-  DVC config mounted at /etc/xdg/dvc, so the stages reach MLflow, MinIO and the DVC remote.
+- for every task, the endpoints ConfigMap, the S3 Secret (the DVC remote's MinIO user) and
+  the MLflow pipeline account's Secret as environment variables and the DVC config mounted
+  at /etc/xdg/dvc, so the stages reach MLflow, MinIO and the DVC remote;
+- for every task, the pod label the dove-ops NetworkPolicies admit to MLflow and MinIO
+  (infra/k8s/base/network): a pod without it is refused there.
 The result is the pipeline document followed by a ``platforms`` document, the multi-document
 form KFP's API server accepts. Field names follow kfp-kubernetes' KubernetesExecutorConfig.
 """
@@ -43,6 +46,9 @@ class Placement:
     )
     s3_secret: str = "dove-s3"
     s3_keys: tuple[str, ...] = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    mlflow_secret: str = "dove-mlflow-pipeline"
+    mlflow_keys: tuple[str, ...] = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    pod_labels: dict[str, str] = field(default_factory=lambda: {"dove-ops.io/pipeline": "true"})
     dvc_config_map: str = "dove-dvc-config"
     dvc_config_dir: str = "/etc/xdg/dvc"
 
@@ -65,7 +71,11 @@ def executor_config(task: str, placement: Placement) -> dict[str, Any]:
             {
                 "secretName": placement.s3_secret,
                 "keyToEnv": [{"secretKey": k, "envVar": k} for k in placement.s3_keys],
-            }
+            },
+            {
+                "secretName": placement.mlflow_secret,
+                "keyToEnv": [{"secretKey": k, "envVar": k} for k in placement.mlflow_keys],
+            },
         ],
         "configMapAsVolume": [
             {
@@ -75,6 +85,8 @@ def executor_config(task: str, placement: Placement) -> dict[str, Any]:
             }
         ],
     }
+    if placement.pod_labels:
+        config["podMetadata"] = {"labels": dict(placement.pod_labels)}
     if task in placement.gpu_tasks:
         config["tolerations"] = [
             {"key": placement.gpu_toleration_key, "operator": "Exists", "effect": "NoSchedule"}

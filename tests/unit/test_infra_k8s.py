@@ -208,15 +208,17 @@ def test_prod_commits_no_secret_and_the_guide_says_how_to_create_each(
         assert f"kubectl -n dove-ops create secret generic {name}" in guide, name
 
 
-def test_local_secrets_are_generated_consistently_and_cover_every_reference(
+def test_local_secrets_cover_every_reference_and_s3_keys_are_not_the_root_account(
     rendered: dict[str, list[K8sObject]],
 ) -> None:
-    local = rendered["k8s/overlays/local"]
+    local = rendered["k8s/overlays/local"] + rendered["training"] + rendered["jobs/index-build"]
     secrets = by_kind(local, "Secret")
     assert referenced_secrets(local) <= set(secrets)
-    s3, minio = secrets["dove-s3"]["data"], secrets["dove-minio"]["data"]
-    assert s3["AWS_ACCESS_KEY_ID"] == minio["MINIO_ROOT_USER"]
-    assert s3["AWS_SECRET_ACCESS_KEY"] == minio["MINIO_ROOT_PASSWORD"]
+    minio = secrets["dove-minio"]["data"]
+    for name in ("dove-s3", "dove-s3-mlflow"):  # scoped users the bucket Job creates
+        s3 = secrets[name]["data"]
+        assert s3["AWS_ACCESS_KEY_ID"] != minio["MINIO_ROOT_USER"], name
+        assert s3["AWS_SECRET_ACCESS_KEY"] != minio["MINIO_ROOT_PASSWORD"], name
 
 
 def test_local_secret_files_are_git_ignored_and_never_overwritten(tmp_path: Path) -> None:
@@ -236,6 +238,12 @@ def test_local_secret_files_are_git_ignored_and_never_overwritten(tmp_path: Path
     assert (tmp_path / "postgres.env").read_text() == first
     assert make_secrets.main(["--out", str(tmp_path), "--force"]) == 0
     assert (tmp_path / "postgres.env").read_text() != first
+    # a file a newer version adds is written beside the kept ones
+    kept = (tmp_path / "postgres.env").read_text()
+    (tmp_path / "mlflow-reader.env").unlink()
+    assert make_secrets.main(["--out", str(tmp_path)]) == 0
+    assert (tmp_path / "mlflow-reader.env").is_file()
+    assert (tmp_path / "postgres.env").read_text() == kept
 
 
 def test_dvc_remote_is_set_per_overlay(rendered: dict[str, list[K8sObject]]) -> None:
