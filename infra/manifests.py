@@ -4,7 +4,8 @@ Core kinds are checked against the Kubernetes OpenAPI schemas that ship with the
 ``kubernetes-validate`` package (strict: an unknown field is an error); custom resources
 (PyTorchJob) against the JSON schemas vendored in ``infra/schemas/``, whose pod templates
 resolve to the same core definitions. The Airflow Helm values are checked against a focused
-schema of the chart's values. Run ``python -m infra.manifests`` before applying.
+schema of the chart's values, the ingress-nginx values likewise, and the proxy limits
+against the service's (infra/proxy.py). Run ``python -m infra.manifests`` before applying.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ KUSTOMIZATIONS = ("k8s/overlays/local", "k8s/overlays/prod", "training", "jobs/i
 CUSTOM_SCHEMAS = {("kubeflow.org/v1", "PyTorchJob"): "pytorchjob-kubeflow-v1.json"}
 HELM_VALUES = INFRA_DIR / "helm" / "airflow" / "values.yaml"
 AIRFLOW_VALUES_SCHEMA = "airflow-chart-values.focused.json"
+INGRESS_NGINX_VALUES = INFRA_DIR / "helm" / "ingress-nginx" / "values.yaml"
+INGRESS_NGINX_VALUES_SCHEMA = "ingress-nginx-values.focused.json"
+# Helm values file -> its focused schema in infra/schemas/
+HELM_CHARTS = {
+    HELM_VALUES: AIRFLOW_VALUES_SCHEMA,
+    INGRESS_NGINX_VALUES: INGRESS_NGINX_VALUES_SCHEMA,
+}
 K8sObject = dict[str, Any]
 
 
@@ -105,10 +113,14 @@ def _validate_custom(obj: K8sObject, schema_file: str, version: str) -> None:
         raise ManifestError(_describe(obj, error))
 
 
-def check_helm_values(values_file: Path = HELM_VALUES, version: str = KUBERNETES_VERSION) -> None:
-    """The Airflow chart values against the focused schema (see its description)."""
+def check_helm_values(
+    values_file: Path = HELM_VALUES,
+    version: str = KUBERNETES_VERSION,
+    schema_file: str = AIRFLOW_VALUES_SCHEMA,
+) -> None:
+    """Chart values against their focused schema (default: Airflow's; see its description)."""
     values = yaml.safe_load(values_file.read_text(encoding="utf-8"))
-    validator = _schema_validator(AIRFLOW_VALUES_SCHEMA, version)
+    validator = _schema_validator(schema_file, version)
     error = jsonschema.exceptions.best_match(validator.iter_errors(values))
     if error is not None:
         where = ".".join(str(part) for part in error.absolute_path) or "(root)"
@@ -162,12 +174,28 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for checked in check_all(infra_copy, args.kubernetes_version):
                 print(f"ok  {checked.source:<20} {checked.kind}/{checked.name}  [{checked.schema}]")
-            check_helm_values(infra_copy / HELM_VALUES.relative_to(INFRA_DIR))
-            print(f"ok  helm/airflow/values.yaml  [infra/schemas/{AIRFLOW_VALUES_SCHEMA}]")
+            for values_file, schema_file in HELM_CHARTS.items():
+                relative = values_file.relative_to(INFRA_DIR)
+                check_helm_values(infra_copy / relative, args.kubernetes_version, schema_file)
+                print(f"ok  {relative}  [infra/schemas/{schema_file}]")
+            check_proxy_limits()
+            print("ok  proxy limits (ingress-nginx, nginx/dove-retrieval.conf) = the service's")
         except ManifestError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
     return 0
+
+
+def check_proxy_limits() -> None:
+    """The proxy configurations against the service's limits (infra/proxy.py)."""
+    from infra.proxy import ProxyConfigError, check_all
+
+    try:
+        problems = check_all()
+    except ProxyConfigError as exc:
+        raise ManifestError(str(exc)) from None
+    if problems:
+        raise ManifestError("; ".join(problems))
 
 
 if __name__ == "__main__":
