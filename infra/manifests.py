@@ -4,8 +4,9 @@ Core kinds are checked against the Kubernetes OpenAPI schemas that ship with the
 ``kubernetes-validate`` package (strict: an unknown field is an error); custom resources
 (PyTorchJob) against the JSON schemas vendored in ``infra/schemas/``, whose pod templates
 resolve to the same core definitions. The Airflow Helm values are checked against a focused
-schema of the chart's values, the ingress-nginx values likewise, and the proxy limits
-against the service's (infra/proxy.py). Run ``python -m infra.manifests`` before applying.
+schema of the chart's values, the ingress-nginx values likewise; then each environment's
+security settings (infra/security.py) and the proxy limits against the service's
+(infra/proxy.py). Run ``python -m infra.manifests`` before applying.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ INFRA_DIR = Path(__file__).resolve().parent
 SCHEMAS_DIR = INFRA_DIR / "schemas"
 KUBERNETES_VERSION = "1.32"  # the oldest minor we support; kubectl's client is 1.32 too
 KUSTOMIZATIONS = ("k8s/overlays/local", "k8s/overlays/prod", "training", "jobs/index-build")
+# What one environment applies to its namespace: an overlay plus the jobs applied beside it.
+ENVIRONMENTS = {
+    "local": ("k8s/overlays/local", "training", "jobs/index-build"),
+    "prod": ("k8s/overlays/prod", "training", "jobs/index-build"),
+}
 # (apiVersion, kind) -> vendored schema file, for kinds the core schemas do not know.
 CUSTOM_SCHEMAS = {("kubeflow.org/v1", "PyTorchJob"): "pytorchjob-kubeflow-v1.json"}
 HELM_VALUES = INFRA_DIR / "helm" / "airflow" / "values.yaml"
@@ -165,6 +171,19 @@ def check_all(infra_dir: Path, version: str = KUBERNETES_VERSION) -> Iterator[Ch
             yield Checked(relative, obj["kind"], obj["metadata"]["name"], schema)
 
 
+def check_security(infra_dir: Path) -> Iterator[str]:
+    """Each environment's NetworkPolicies, MLflow auth and MinIO accounts (infra/security.py);
+    yields the environments checked, raises ManifestError with every problem found."""
+    from infra.security import check_cluster
+
+    for environment, parts in ENVIRONMENTS.items():
+        objects = [obj for part in parts for obj in build(infra_dir / part)]
+        problems = check_cluster(objects)
+        if problems:
+            raise ManifestError(f"{environment}: " + "; ".join(problems))
+        yield environment
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubernetes-version", default=KUBERNETES_VERSION)
@@ -174,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for checked in check_all(infra_copy, args.kubernetes_version):
                 print(f"ok  {checked.source:<20} {checked.kind}/{checked.name}  [{checked.schema}]")
+            for environment in check_security(infra_copy):
+                print(f"ok  {environment}: default-deny + allow policies, MLflow auth, MinIO users")
             for values_file, schema_file in HELM_CHARTS.items():
                 relative = values_file.relative_to(INFRA_DIR)
                 check_helm_values(infra_copy / relative, args.kubernetes_version, schema_file)
