@@ -1,9 +1,10 @@
 """Aliases of the registered model: challenger, champion, previous-champion.
 
-Callers hold :func:`dove_model.registry.lock.registry_lock` around every function that
-writes, so a read-decide-write sequence is never interleaved with another pipeline run.
-Versions are always addressed by number, never re-read through an alias, so one run can
-never promote a version another run registered.
+Callers hold the shared lease (:func:`dove_model.registry.lease.registry_lease`) around
+every function that writes, so a read-decide-write sequence is never interleaved with
+another pipeline run, on this host or another, and check the result with
+:func:`verify_aliases`. Versions are always addressed by number, never re-read through an
+alias, so one run can never promote a version another run registered.
 """
 
 from __future__ import annotations
@@ -51,6 +52,29 @@ def set_alias(client: MlflowClient, name: str, alias: str, version: str | None) 
     elif old != str(version):
         client.set_registered_model_alias(name, alias, str(version))
     return AliasChange(alias, old, None if version is None else str(version))
+
+
+def set_challenger(client: MlflowClient, name: str, version: str) -> list[AliasChange]:
+    """``version`` becomes challenger unless a newer version already is (two registrations
+    finishing out of order leave the newest one as challenger)."""
+    current = version_by_alias(client, name, CHALLENGER)
+    if current is not None and int(current.version) >= int(version):
+        return []
+    return [set_alias(client, name, CHALLENGER, version)]
+
+
+def verify_aliases(client: MlflowClient, name: str, changes: list[AliasChange]) -> None:
+    """Re-read the aliases just written: each must point where ``changes`` put it."""
+    now = client.get_registered_model(name).aliases
+    for change in changes:
+        found = str(now[change.alias]) if change.alias in now else None
+        if found != change.new:
+            where = f"v{found}" if found else "unset"
+            raise DoveError(
+                f"registered model {name!r}: {change.alias} is {where} right after this run "
+                f"set {change}; another writer changed the aliases without the registry lease "
+                "(check them with `dove champion`)"
+            )
 
 
 def make_champion(client: MlflowClient, name: str, version: str) -> list[AliasChange]:

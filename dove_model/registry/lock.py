@@ -1,15 +1,15 @@
-"""One writer at a time on the registry.
+"""The local file lock for a sqlite registry (one host, one database file).
 
-MLflow's registry has no compare-and-set on aliases, and sqlite rejects concurrent schema
-migrations. Every read-decide-write sequence (register, promote, rollback) therefore runs
-under an exclusive file lock: next to the database for sqlite stores, else under the
-project's ``mlruns/`` (which covers several pipeline runs on one host against a server).
+Correctness across hosts comes from the shared lease in the tracking store
+(:mod:`dove_model.registry.lease`); this file lock only keeps several runs on one machine
+from writing one sqlite file at once (sqlite rejects concurrent schema migrations, and
+serialising whole registrations keeps the challenger in registration order). A tracking
+server needs no local lock: nothing on this host is shared with the other hosts anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,20 +21,20 @@ from dove_model.registry.tracking import sqlite_path
 LOCK_TIMEOUT_S = 600.0
 
 
-def lock_file_for(tracking_uri: str, root: Path | None = None) -> Path:
+def lock_file_for(tracking_uri: str) -> Path | None:
+    """``<db>.registry.lock`` beside a sqlite database; None for a tracking server."""
     db = sqlite_path(tracking_uri)
-    if db is not None:
-        return db.with_name(db.name + ".registry.lock")
-    digest = hashlib.sha256(tracking_uri.encode()).hexdigest()[:12]
-    return (root or Path.cwd()) / "mlruns" / f".registry-{digest}.lock"
+    return None if db is None else db.with_name(db.name + ".registry.lock")
 
 
 @contextlib.contextmanager
-def registry_lock(
-    tracking_uri: str, root: Path | None = None, timeout: float = LOCK_TIMEOUT_S
-) -> Iterator[Path]:
-    """Hold the registry's file lock; a stuck holder becomes a DoveError after ``timeout``."""
-    path = lock_file_for(tracking_uri, root)
+def registry_lock(tracking_uri: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator[Path | None]:
+    """Hold the sqlite database's file lock (nothing for a server); a stuck holder becomes
+    a DoveError after ``timeout``."""
+    path = lock_file_for(tracking_uri)
+    if path is None:
+        yield None
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path), timeout=timeout)
     try:

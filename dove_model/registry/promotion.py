@@ -1,20 +1,26 @@
-"""Manual registry operations: promote, rollback, inspect, download the champion."""
+"""Manual registry operations: promote, rollback, inspect, resolve and download the champion.
+
+Writers hold the sqlite file lock (one host) and the registry lease (every host), then
+re-read the aliases they wrote before reporting success.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from dove_model.config import Params
 from dove_model.errors import DoveError, GateFailed
 from dove_model.registry import aliases
 from dove_model.registry.aliases import AliasChange
+from dove_model.registry.lease import registry_lease
 from dove_model.registry.lock import registry_lock
 from dove_model.registry.tracking import configure
 
 ALIASES = (aliases.CHAMPION, aliases.PREVIOUS, aliases.CHALLENGER)
 
 
-def _client(params: Params, root: Path | None) -> tuple[object, str]:
+def _client(params: Params, root: Path | None) -> tuple[Any, str]:
     from mlflow import MlflowClient
 
     uri = configure(params.register_, root)
@@ -28,7 +34,7 @@ def promote(
     failed is refused unless ``force``; promoting the current champion changes nothing."""
     client, uri = _client(params, root)
     name = params.register_.model_name
-    with registry_lock(uri, root):
+    with registry_lock(uri), registry_lease(client, name) as lease:
         if version is None:
             challenger = aliases.version_by_alias(client, name, aliases.CHALLENGER)
             if challenger is None:
@@ -40,38 +46,66 @@ def promote(
                 f"{name} v{version}: recall gate {target.tags.get('gate', 'not run')} "
                 f"({target.tags.get('gate_summary', 'no summary')}); use --force to override"
             )
-        return aliases.make_champion(client, name, str(version))
+        changes = aliases.make_champion(client, name, str(version))
+        aliases.verify_aliases(client, name, changes)
+        lease.verify()
+        return changes
 
 
 def rollback(params: Params, *, root: Path | None = None) -> list[AliasChange]:
     """Give ``champion`` back to ``previous-champion``."""
     client, uri = _client(params, root)
-    with registry_lock(uri, root):
-        return aliases.rollback_champion(client, params.register_.model_name)
+    name = params.register_.model_name
+    with registry_lock(uri), registry_lease(client, name) as lease:
+        changes = aliases.rollback_champion(client, name)
+        aliases.verify_aliases(client, name, changes)
+        lease.verify()
+        return changes
 
 
 def alias_state(params: Params, *, root: Path | None = None) -> dict[str, str | None]:
-    """Which version each alias points at (None where unset)."""
+    """Which version each alias points at (None where unset), read in one request."""
+    from mlflow.exceptions import MlflowException
+
     client, _ = _client(params, root)
     name = params.register_.model_name
-    state = {}
-    for alias in ALIASES:
-        found = aliases.version_by_alias(client, name, alias)
-        state[alias] = str(found.version) if found else None
-    return state
+    try:
+        found = client.get_registered_model(name).aliases
+    except MlflowException:  # no such model yet: no aliases
+        found = {}
+    return {alias: (str(found[alias]) if alias in found else None) for alias in ALIASES}
 
 
 def champion_uri(params: Params) -> str:
     return f"models:/{params.register_.model_name}@{aliases.CHAMPION}"
 
 
-def download_champion(params: Params, dst: Path, *, root: Path | None = None) -> Path:
-    """Download ``models:/<name>@champion`` under ``dst``; returns its model directory
-    (model.safetensors, config.json, vocab.json) for the index and the service."""
-    from dove_model.registry.register import download_model_dir
-
+def resolve_champion(params: Params, *, root: Path | None = None) -> Any:
+    """The champion's ModelVersion, read once: callers use its number (never the alias
+    again) for everything they do with it, so a promotion meanwhile cannot mix versions."""
     client, _ = _client(params, root)
     name = params.register_.model_name
-    if aliases.version_by_alias(client, name, aliases.CHAMPION) is None:
+    champion = aliases.version_by_alias(client, name, aliases.CHAMPION)
+    if champion is None:
         raise DoveError(f"registered model {name!r}: no champion yet (run the pipeline first)")
-    return download_model_dir(champion_uri(params), Path(dst))
+    return champion
+
+
+def version_uri(params: Params, version: str) -> str:
+    return f"models:/{params.register_.model_name}/{version}"
+
+
+def download_version(params: Params, version: str, dst: Path, *, root: Path | None = None) -> Path:
+    """Download ``models:/<name>/<version>`` under ``dst``; returns its model directory."""
+    from dove_model.registry.register import download_model_dir
+
+    configure(params.register_, root)
+    return download_model_dir(version_uri(params, str(version)), Path(dst))
+
+
+def download_champion(params: Params, dst: Path, *, root: Path | None = None) -> Path:
+    """Download the champion under ``dst``; returns its model directory (model.safetensors,
+    config.json, vocab.json) for the index and the service. The alias is resolved once and
+    the version downloaded by number."""
+    champion = resolve_champion(params, root=root)
+    return download_version(params, str(champion.version), dst, root=root)

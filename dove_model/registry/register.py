@@ -1,7 +1,9 @@
 """The register stage: track the run, log the pyfunc, register it, gate it, set aliases.
 
-Everything from the first MLflow call to the last alias runs under the registry lock, so
-two pipeline runs on one store serialize their read-decide-write sequences.
+On a sqlite store everything runs under the local file lock (one host). The aliases are
+decided and written under the registry lease every host shares: the gate compares against
+the champion read before the lease (re-evaluating it can take minutes), and if another host
+changed the champion meanwhile the gate runs again against the new one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dove_model.config import Params
 from dove_model.errors import ConfigError, DoveError
 from dove_model.registry import aliases
 from dove_model.registry.gates import GateDecision, check_gates
+from dove_model.registry.lease import registry_lease
 from dove_model.registry.lock import registry_lock
 from dove_model.registry.tracking import DataVersion, configure
 
@@ -28,6 +31,7 @@ MODEL_ARTIFACT_NAME = "model"
 METRICS_TAG_PREFIX = "metrics@"  # a champion re-evaluated on another data version
 RUN_KEY_TAG = "pipeline_data_version"
 MODEL_DIR_FILES = ("model.safetensors", "config.json", "vocab.json")
+GATE_ATTEMPTS = 5  # the champion may change this often under a registration before it fails
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,52 @@ def download_model_dir(model_uri: str, dst: Path) -> Path:
     return model_dir
 
 
+def _gate_and_alias(
+    client: Any,
+    name: str,
+    version: str,
+    metrics: dict[str, Any],
+    data_version: DataVersion,
+    params: Params,
+    dataset_dir: Path | None,
+) -> tuple[GateDecision, list[aliases.AliasChange], Any]:
+    """Gate ``version`` against the champion and set its aliases under the registry lease;
+    returns the decision, the alias changes and the champion afterwards."""
+    with registry_lease(client, name) as lease:
+        changes = aliases.set_challenger(client, name, version)
+        aliases.verify_aliases(client, name, changes)
+        lease.verify()
+    for _ in range(GATE_ATTEMPTS):
+        champion = aliases.version_by_alias(client, name, aliases.CHAMPION)
+        baseline = (
+            champion_metrics(client, name, champion, data_version, params, dataset_dir)
+            if champion is not None
+            else None
+        )
+        decision = check_gates(metrics, params.register_.gates, baseline)
+        with registry_lease(client, name) as lease:
+            current = aliases.version_by_alias(client, name, aliases.CHAMPION)
+            if _number(current) != _number(champion):
+                log.info("champion moved to v%s while gating v%s: again", _number(current), version)
+                continue
+            verdict = "passed" if decision.passed else "failed"
+            client.set_model_version_tag(name, version, "gate", verdict)
+            client.set_model_version_tag(name, version, "gate_summary", decision.summary()[:4000])
+            promoted = aliases.make_champion(client, name, version) if decision.passed else []
+            aliases.verify_aliases(client, name, promoted)
+            lease.verify()
+            now = aliases.version_by_alias(client, name, aliases.CHAMPION)
+            return decision, changes + promoted, now
+    raise DoveError(
+        f"registered model {name!r}: the champion changed {GATE_ATTEMPTS} times while v{version} "
+        f"was being gated; v{version} is registered, gate it with `dove promote {version}`"
+    )
+
+
+def _number(version: Any) -> str | None:
+    return None if version is None else str(version.version)
+
+
 def register(
     model_dir: Path,
     metrics_file: Path,
@@ -255,7 +305,7 @@ def register(
     history_file = history_file or model_dir.parent / "history.json"
     name = params.register_.model_name
     uri = configure(params.register_, root)
-    with registry_lock(uri, root):
+    with registry_lock(uri):
         client = MlflowClient(uri, uri)
         mlflow.set_experiment(params.register_.experiment)
         with (
@@ -273,21 +323,10 @@ def register(
             )
             info = _log_pyfunc(model_dir)
         tags = data_version.as_tags() | ({RUN_KEY_TAG: run_key} if run_key else {})
-        version = mlflow.register_model(info.model_uri, name, tags=tags).version
-        changes = [aliases.set_alias(client, name, aliases.CHALLENGER, version)]
-        champion = aliases.version_by_alias(client, name, aliases.CHAMPION)
-        baseline = (
-            champion_metrics(client, name, champion, data_version, params, dataset_dir)
-            if champion is not None
-            else None
+        version = str(mlflow.register_model(info.model_uri, name, tags=tags).version)
+        decision, changes, now_champion = _gate_and_alias(
+            client, name, version, metrics, data_version, params, dataset_dir
         )
-        decision: GateDecision = check_gates(metrics, params.register_.gates, baseline)
-        verdict = "passed" if decision.passed else "failed"
-        client.set_model_version_tag(name, version, "gate", verdict)
-        client.set_model_version_tag(name, version, "gate_summary", decision.summary()[:4000])
-        if decision.passed:
-            changes += aliases.make_champion(client, name, version)
-        now_champion = aliases.version_by_alias(client, name, aliases.CHAMPION)
     result = RegistrationResult(
         model_name=name,
         version=str(version),

@@ -217,3 +217,90 @@ def test_promote_and_rollback_commands_print_what_they_changed(
     assert "no alias changed" in again.output
     shown = runner.invoke(app, ["champion", "-p", str(params_file)])
     assert "champion: v2" in shown.output and "previous-champion: v1" in shown.output
+
+
+def _client(project: Path):
+    from mlflow import MlflowClient
+
+    uri = resolve_tracking_uri(_params().register_, root=project, environ={})
+    return MlflowClient(uri, uri)
+
+
+def test_the_registry_lease_is_exclusive_named_and_released(project: Path) -> None:
+    from dove_model.registry.lease import read_holder, registry_lease
+
+    _register(project, 10.0)
+    client, name = _client(project), _params().register_.model_name
+    with registry_lease(client, name) as held:
+        assert read_holder(client, name).owner == held.owner
+        with (
+            pytest.raises(DoveError, match=r"registry lease .* still held by .* after 0 s"),
+            registry_lease(client, name, timeout=0.3),
+        ):
+            pass
+        held.verify()
+    assert read_holder(client, name) is None  # released
+    assert alias_state(_params(), root=project)["champion"] == "1"  # not a model of its own
+
+
+def test_an_expired_lease_is_broken_and_its_late_holder_told(project: Path) -> None:
+    from dove_model.registry.lease import read_holder, registry_lease
+
+    _register(project, 10.0)
+    client, name = _client(project), _params().register_.model_name
+    with registry_lease(client, name, ttl=0.0) as dead:  # a holder that stopped responding
+        with registry_lease(client, name, timeout=5.0) as taker:
+            assert read_holder(client, name).owner == taker.owner
+            with pytest.raises(DoveError, match="lease expired while this run was writing"):
+                dead.verify()
+        assert read_holder(client, name) is None
+    assert read_holder(client, name) is None  # the late holder does not delete a lease
+
+
+def test_aliases_are_re_read_after_writing(project: Path) -> None:
+    from dove_model.registry import aliases
+
+    _register(project, 10.0)
+    _register(project, 12.0)
+    client, name = _client(project), _params().register_.model_name
+    changes = aliases.make_champion(client, name, "1")
+    aliases.verify_aliases(client, name, changes)
+    client.set_registered_model_alias(name, "champion", "2")  # a writer without the lease
+    with pytest.raises(DoveError, match=r"champion is v2 right after this run set champion"):
+        aliases.verify_aliases(client, name, changes)
+    assert aliases.set_challenger(client, name, "1") == []  # never moves back to an older one
+
+
+def test_a_champion_promoted_while_gating_is_gated_against(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate compares with the champion read before the lease; if another host promoted
+    a better version meanwhile, the decision is taken again against that one."""
+    import importlib
+
+    from dove_model.registry import aliases
+    from dove_model.registry.lease import registry_lease
+
+    _register(project, 10.0)
+    _register(project, 12.0)
+    rollback(_params(), root=project)  # champion v1 (mR 10), v2 (mR 12) waiting
+    register_module = importlib.import_module("dove_model.registry.register")
+    real = register_module.champion_metrics
+    calls = []
+
+    def promote_meanwhile(client, name, champion, *args):
+        calls.append(str(champion.version))
+        if len(calls) == 1:  # another host promotes v2: under the lease, not our file lock
+            with registry_lease(client, name):
+                aliases.make_champion(client, name, "2")
+        return real(client, name, champion, *args)
+
+    monkeypatch.setattr(register_module, "champion_metrics", promote_meanwhile)
+    third = _register(project, 10.5)  # passes against v1 (10), regresses 1.5 against v2
+    assert calls == ["1", "2"]
+    assert not third.promoted and "regresses 1.50 points" in third.gate
+    assert alias_state(_params(), root=project) == {
+        "champion": "2",
+        "previous-champion": "1",
+        "challenger": "3",
+    }
