@@ -86,24 +86,25 @@ def _store_kwargs(store_dir: Path | None) -> dict[str, object]:
 def import_champion(
     params: Params, *, root: Path | None = None, store_dir: Path | None = None
 ) -> ImportedModel:
-    """Download ``models:/<name>@champion`` from MLflow and import it into the BentoML store."""
-    from mlflow import MlflowClient
+    """Import the MLflow champion into the BentoML store.
 
+    ``@champion`` is resolved once; the weights are downloaded as ``models:/<name>/<version>``
+    and the labels (version, data version) come from that same version, so a promotion
+    while deploying cannot label one version and ship another's weights.
+    """
     from dove_model.registry import aliases
-    from dove_model.registry.promotion import download_champion
-    from dove_model.registry.tracking import configure
+    from dove_model.registry.promotion import download_version, resolve_champion
 
-    name = params.register_.model_name
-    uri = configure(params.register_, root)
-    champion = aliases.version_by_alias(MlflowClient(uri, uri), name, aliases.CHAMPION)
+    champion = resolve_champion(params, root=root)
+    version = str(champion.version)
     with tempfile.TemporaryDirectory(prefix="dove-champion-") as tmp:
-        model_dir = download_champion(params, Path(tmp), root=root)
+        model_dir = download_version(params, version, Path(tmp), root=root)
         return import_model_dir(
             model_dir,
-            name,
-            model_version=champion.version if champion else "unknown",
+            params.register_.model_name,
+            model_version=version,
             alias=aliases.CHAMPION,
-            data_version=(champion.tags.get("data_version") if champion else None) or "unknown",
+            data_version=champion.tags.get("data_version") or "unknown",
             store_dir=store_dir,
         )
 

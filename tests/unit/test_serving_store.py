@@ -85,3 +85,46 @@ def test_step_metrics_observe_each_step() -> None:
         )
     assert 'dove_search_batch_size_count{direction="text_to_image"} 1.0' in text
     assert 'dove_search_batch_size_sum{direction="text_to_image"} 3.0' in text
+
+
+def test_import_champion_ships_the_weights_of_the_version_it_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A promotion between resolving @champion and downloading must not mix two versions."""
+    import importlib
+    import json
+
+    from dove_model.config import parse_params
+    from dove_model.registry import DataVersion, promote, register, rollback
+    from dove_model.serving.model_store import import_champion
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = parse_params({"register": {"gates": {"min_metrics": {"mR": 5.0}}}})
+    weights = {}
+    for version, mr in (("1", 10.0), ("2", 12.0)):
+        model = tmp_path / f"model-{version}"
+        model.mkdir()
+        weights[version] = f"weights of v{version}".encode()
+        (model / "model.safetensors").write_bytes(weights[version])
+        (model / "config.json").write_text("{}")
+        (model / "vocab.json").write_text("{}")
+        metrics = tmp_path / f"metrics-{version}.json"
+        metrics.write_text(json.dumps({"split": "test", "mR": mr}))
+        register(model, metrics, params, DataVersion(f"data-{version}", None, "rev"), root=tmp_path)
+    rollback(params, root=tmp_path)  # champion v1, v2 waiting
+    # the package re-exports the function `register`, which shadows the module's name
+    register_module = importlib.import_module("dove_model.registry.register")
+
+    real_download = register_module.download_model_dir
+
+    def promote_then_download(model_uri: str, dst: Path) -> Path:
+        promote(params, "2", root=tmp_path)  # another host, right between resolve and download
+        return real_download(model_uri, dst)
+
+    monkeypatch.setattr(register_module, "download_model_dir", promote_then_download)
+    imported = import_champion(params, root=tmp_path, store_dir=tmp_path / "store")
+    version = imported.labels["model_version"]
+    assert version == "1"  # what @champion was when deploy resolved it
+    assert (imported.model_dir / "model.safetensors").read_bytes() == weights[version]
+    assert imported.labels["data_version"] == f"data-{version}"
+    assert imported.labels["fingerprint"] == weights_fingerprint(imported.model_dir)[:16]
