@@ -67,6 +67,12 @@ def import_(
         f"imported {info['n_images']} images, {info['n_captions']} captions into {out_dir} "
         f"({info['n_missing_images']} image files missing)"
     )
+    for duplicate in info.get("duplicate_image_paths", []):
+        lines = ", ".join(map(str, duplicate["lines"]))
+        paths = ", ".join(map(repr, duplicate["paths"]))
+        typer.echo(
+            f"warning: {duplicate['file']} is named by several paths: lines {lines} ({paths})"
+        )
 
 
 @data_app.command("version")

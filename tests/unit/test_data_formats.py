@@ -147,3 +147,80 @@ def test_import_failure_leaves_nothing_behind(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match="leaves the images folder"):
         import_dataset("csv", src, tmp_path / "out", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def _csv(folder: Path, rows: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "captions.csv").write_text("image,caption,split\n" + rows)
+
+
+@pytest.mark.parametrize("target", ["outside file", "/etc/passwd"])
+def test_a_file_symlink_leaving_the_images_folder_is_refused(tmp_path: Path, target: str) -> None:
+    src = tmp_path / "src"
+    _image(src / "a.png")
+    outside = tmp_path / "secret.png"
+    _image(outside)
+    link_to = outside if target == "outside file" else Path(target)
+    if not link_to.exists():
+        pytest.skip(f"{link_to} does not exist here")
+    (src / "b.png").symlink_to(link_to)
+    _csv(src, "a.png,red,train\nb.png,stolen,train\n")
+    with pytest.raises(DataFormatError, match=r"captions\.csv:3: image path 'b\.png' resolves to"):
+        import_dataset("csv", src, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_symlink_leaving_the_images_folder_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _image(src / "a.png")
+    _image(tmp_path / "elsewhere" / "x.png")
+    (src / "more").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    _csv(src, "a.png,red,train\nmore/x.png,pulled in,test\n")
+    with pytest.raises(DataFormatError, match=r"captions\.csv:3: .*outside the images folder"):
+        import_dataset("csv", src, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_symlink_inside_the_images_folder_is_imported(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _image(src / "real" / "a.png")
+    (src / "alias").symlink_to(src / "real", target_is_directory=True)
+    _csv(src, "alias/a.png,red,train\n")
+    out = import_dataset("csv", src, tmp_path / "out", progress=False)
+    manifest = read_manifest(out)
+    assert manifest["sha256"].notna().all()
+    assert (out / "images" / "alias" / "a.png").read_bytes() == (src / "real/a.png").read_bytes()
+
+
+def test_two_spellings_of_one_image_are_one_image_and_reported(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _image(src / "a.png")
+    _image(src / "b.png", (10, 200, 10))
+    _csv(src, "a.png,red,train\n./a.png,crimson,train\nb.png,green,test\n")
+    out = import_dataset("csv", src, tmp_path / "out", progress=False)
+    manifest = read_manifest(out)
+    assert list(manifest["image_id"]) == ["a", "a", "b"]
+    assert list(manifest["image_path"]) == ["images/a.png", "images/a.png", "images/b.png"]
+    assert manifest["sha256"].notna().all()
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["n_images"] == 2
+    assert info["duplicate_image_paths"] == [
+        {"file": "images/a.png", "paths": ["a.png", "./a.png"], "lines": [2, 3]}
+    ]
+
+
+def test_the_import_command_warns_about_duplicate_paths(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dove_model.cli import app
+
+    src = tmp_path / "src"
+    _image(src / "a.png")
+    _csv(src, "a.png,red,train\n./a.png,crimson,train\n")
+    out = str(tmp_path / "out")
+    result = CliRunner().invoke(app, ["data", "import", str(src), "-f", "csv", "-o", out])
+    assert result.exit_code == 0, result.output
+    assert "imported 1 images, 2 captions" in result.output
+    assert "warning: images/a.png is named by several paths: lines 2, 3 ('a.png', './a.png')" in (
+        result.output
+    )
