@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -75,3 +82,64 @@ def synthetic_deployment(tmp_path_factory: pytest.TempPathFactory):
     from dove_model.serving.synthetic import deploy_synthetic
 
     return deploy_synthetic(tmp_path_factory.mktemp("deployment"))
+
+
+@contextlib.contextmanager
+def running_mlflow_server(
+    home: Path,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 180.0,
+) -> Iterator[str]:
+    """A real ``mlflow server`` on 127.0.0.1 (sqlite store in ``home``); yields its URL and
+    stops its whole process group afterwards."""
+    from dove_model.serving.launch import free_port
+
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        *args,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+        "--artifacts-destination", str(home / "artifacts"),
+        "--workers", "1",
+    ]  # fmt: skip
+    log = (home / "server.log").open("wb")
+    process = subprocess.Popen(
+        command,
+        cwd=home,
+        env=dict(os.environ if env is None else env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(home / 'server.log').read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def start_mlflow_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``with start_mlflow_server(home, args=..., env=...) as url:`` (see running_mlflow_server)."""
+    return running_mlflow_server

@@ -7,18 +7,15 @@ artifact destination; the model is a real one trained for one epoch on 48 synthe
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
 
 from dove_model.config import Params
@@ -40,49 +37,12 @@ def trained(smoke_trained: tuple[Path, Params]) -> tuple[Path, Params]:
     return smoke_trained
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
-        "--artifacts-destination", str(home / "artifacts"),
-        "--workers", "1",
-    ]  # fmt: skip
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        command, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{(home / 'server.log').read_text()}")
-            time.sleep(0.5)
+def mlflow_server(
+    tmp_path_factory: pytest.TempPathFactory, start_mlflow_server: Callable[..., Any]
+) -> Iterator[str]:
+    with start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), timeout=120) as url:
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-        log.close()
 
 
 def _register(root: Path, params: Params, mr: float):

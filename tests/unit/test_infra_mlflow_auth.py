@@ -11,13 +11,8 @@ from __future__ import annotations
 import configparser
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -41,14 +36,10 @@ def load_create_users():
     return create_users
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, start_mlflow_server: Callable[..., Any]
+) -> Iterator[str]:
     home = tmp_path_factory.mktemp("mlflow-auth")
     ini = configparser.ConfigParser()
     ini.read(MLFLOW_DIR / "basic_auth.ini")
@@ -56,7 +47,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     ini["mlflow"]["database_uri"] = f"sqlite:///{home / 'auth.db'}"
     with (home / "basic_auth.ini").open("w") as handle:
         ini.write(handle)
-    port = _free_port()
     env = {
         **os.environ,
         "MLFLOW_AUTH_CONFIG_PATH": str(home / "basic_auth.ini"),
@@ -66,40 +56,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(name, None)
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--app-name", "basic-auth",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
-        "--artifacts-destination", str(home / "artifacts"),
-        "--workers", "1",
-    ]  # fmt: skip
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        command, cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{(home / 'server.log').read_text()}")
-            time.sleep(0.5)
+    with start_mlflow_server(home, args=("--app-name", "basic-auth"), env=env) as url:
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 def job_env(url: str) -> dict[str, str]:
