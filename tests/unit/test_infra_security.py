@@ -21,7 +21,7 @@ import yaml
 
 from dove_model.config import load_params
 from dove_model.pipeline.platform import Placement, executor_config
-from infra import manifests
+from infra import manifests, security
 from infra.manifests import build
 from infra.netpol import Pod, Policies, matches, workload_pods
 from infra.security import check_cluster, granted_buckets
@@ -60,19 +60,7 @@ def pod(objects: list[K8sObject], app: str) -> Pod:
 
 
 def containers(objects: list[K8sObject]) -> list[tuple[str, K8sObject]]:
-    found = []
-    for obj in objects:
-        name = f"{obj['kind']}/{obj['metadata']['name']}"
-        if obj["kind"] in {"Deployment", "StatefulSet", "Job"}:
-            specs = [obj["spec"]["template"]["spec"]]
-        elif obj["kind"] == "PyTorchJob":
-            specs = [r["template"]["spec"] for r in obj["spec"]["pytorchReplicaSpecs"].values()]
-        else:
-            continue
-        for spec in specs:
-            for container in spec.get("initContainers", []) + spec["containers"]:
-                found.append((name, container))
-    return found
+    return list(security.containers(objects))
 
 
 # Pods outside dove-ops, labelled as their installations label them.
