@@ -29,7 +29,7 @@ from dove_model.index import build_index, load_archive
 from dove_model.index.encoder import ImageArrays
 from dove_model.inference import DoveEncoder
 from dove_model.serving.search import Searcher
-from dove_model.serving.synthetic import tiny_model_dir
+from dove_model.testing.deployment import tiny_model_dir
 
 UCM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ucm-captions"
 

@@ -38,7 +38,7 @@ from dove_model.config import IndexParams, Params
 from dove_model.index.archive import write_archive
 from dove_model.serving.launch import serving_env, start_service
 from dove_model.serving.model_store import weights_fingerprint
-from dove_model.serving.synthetic import SCENES, random_archive, tiny_model_dir
+from dove_model.testing.deployment import SCENES, random_archive, tiny_model_dir
 
 WORDS = ["blue", "lake", "green", "farmland", "city", "grey", "roads", "desert", "dunes"]
 

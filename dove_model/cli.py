@@ -11,7 +11,7 @@ import sys
 import typer
 
 from dove_model.commands import data, model, registry, serving, weights
-from dove_model.commands.common import DEFAULT_PARAMS, ParamsOption
+from dove_model.commands.options import DEFAULT_PARAMS, ParamsOption
 from dove_model.errors import DoveError
 
 app = typer.Typer(

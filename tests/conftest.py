@@ -51,7 +51,7 @@ def _smoke_trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from dove_model.config import load_params
     from dove_model.data.prepare import prepare
-    from dove_model.pipeline.smoke import write_smoke_project
+    from dove_model.testing.smoke import write_smoke_project
     from dove_model.training.train import train
 
     root = tmp_path_factory.mktemp("smoke-trained")
@@ -79,7 +79,7 @@ def smoke_trained(_smoke_trained_once: Path, tmp_path_factory: pytest.TempPathFa
 def synthetic_deployment(tmp_path_factory: pytest.TempPathFactory):
     """A deployed tiny archive (model in a BentoML store, FAISS index), shared read-only by
     the service, load and browser tests."""
-    from dove_model.serving.synthetic import deploy_synthetic
+    from dove_model.testing.deployment import deploy_synthetic
 
     return deploy_synthetic(tmp_path_factory.mktemp("deployment"))
 

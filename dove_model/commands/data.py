@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dove_model.commands.common import DEFAULT_PARAMS, ParamsOption
+from dove_model.commands.options import DEFAULT_PARAMS, ParamsOption
 
 data_app = typer.Typer(
     help="Render the synthetic dataset, import a real caption format, version data/ with DVC."

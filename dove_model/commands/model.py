@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dove_model.commands.common import DEFAULT_PARAMS, ParamsOption
+from dove_model.commands.options import DEFAULT_PARAMS, ParamsOption
 
 if TYPE_CHECKING:
     from dove_model.config import Params

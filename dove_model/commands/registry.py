@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dove_model.commands.common import DEFAULT_PARAMS, ParamsOption
+from dove_model.commands.options import DEFAULT_PARAMS, ParamsOption
 
 pipeline_app = typer.Typer(help="Compile, run locally or submit the KFP v2 pipeline.")
 

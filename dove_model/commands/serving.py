@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dove_model.commands.common import DEFAULT_PARAMS, ParamsOption
+from dove_model.commands.options import DEFAULT_PARAMS, ParamsOption
 from dove_model.config import Params
 
 index_app = typer.Typer(help="The FAISS archive index the service searches.", no_args_is_help=True)

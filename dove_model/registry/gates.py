@@ -11,8 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from dove_model.config import GateParams
+
+
+class GateVerdict(StrEnum):
+    """The gate outcome as every stage, tag and orchestrator spells it (this module owns it):
+    the ``gate`` tag of a model version, the KFP tasks' outputs, the Airflow task results."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+
+    @classmethod
+    def of(cls, passed: bool) -> GateVerdict:
+        return cls.PASSED if passed else cls.FAILED
 
 
 @dataclass(frozen=True)
@@ -22,6 +35,10 @@ class GateDecision:
     passed: bool
     failures: tuple[str, ...] = ()
     checked: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def verdict(self) -> GateVerdict:
+        return GateVerdict.of(self.passed)
 
     def summary(self) -> str:
         if self.passed:

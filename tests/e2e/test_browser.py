@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from dove_model.serving.launch import ServiceProcess, running_service, serving_env
-from dove_model.serving.synthetic import DemoDeployment
+from dove_model.testing.deployment import DemoDeployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dove_model.pipeline.smoke import write_smoke_project
 from dove_model.serving.launch import free_port
+from dove_model.testing.smoke import write_smoke_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -121,7 +121,7 @@ def _dag_test(home: Path, project: Path) -> dict:
 @pytest.fixture(scope="module")
 def airflow_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     """A migrated sqlite Airflow home, a smoke project, and the first dag.test() result."""
-    from dove_model.pipeline.smoke import write_smoke_project
+    from dove_model.testing.smoke import write_smoke_project
 
     home = tmp_path_factory.mktemp("airflow-home")
     project = tmp_path_factory.mktemp("airflow-project")

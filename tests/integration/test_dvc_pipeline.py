@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from dove_model.config import load_params
-from dove_model.pipeline.smoke import write_smoke_project
+from dove_model.testing.smoke import write_smoke_project
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dove_model.config import Params, load_params
-from dove_model.pipeline.smoke import write_smoke_project
+from dove_model.testing.smoke import write_smoke_project
 
 DOVE = str(Path(sys.executable).with_name("dove"))
 TASKS = {"prepare", "validate", "train", "evaluate", "register", "deploy"}

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dove_model.serving.launch import ServiceProcess, running_service, serving_env
-from dove_model.serving.synthetic import DemoDeployment
+from dove_model.testing.deployment import DemoDeployment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from dove_model.config import Params, load_params
-from dove_model.pipeline.smoke import write_smoke_project
 from dove_model.registry import DataVersion, alias_state, register
 from dove_model.registry.tracking import resolve_tracking_uri
+from dove_model.testing.smoke import write_smoke_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore")]
 

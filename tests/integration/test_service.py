@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dove_model.serving.launch import ServiceProcess, running_service, serving_env, start_service
-from dove_model.serving.synthetic import DemoDeployment, tiny_model_dir
+from dove_model.testing.deployment import DemoDeployment, tiny_model_dir
 
 pytestmark = pytest.mark.integration
 API_KEY = "test-key-123"

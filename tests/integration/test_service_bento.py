@@ -13,7 +13,7 @@ import yaml
 
 from dove_model.serving.launch import PROJECT_ROOT, running_service, serving_env
 from dove_model.serving.model_store import weights_fingerprint
-from dove_model.serving.synthetic import deploy_synthetic
+from dove_model.testing.deployment import deploy_synthetic
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from dove_model.registry import detect_data_version
 from dove_model.registry import register as register_model
 from dove_model.serving.deploy import deploy
 from dove_model.serving.model_store import model_dir_of, weights_fingerprint
-from dove_model.serving.synthetic import SCENES, synthetic_dataset, tiny_model_dir
+from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from dove_model.serving.launch import ServiceProcess, running_service, serving_env
-from dove_model.serving.synthetic import DemoDeployment
+from dove_model.testing.deployment import DemoDeployment
 
 pytestmark = pytest.mark.integration
 RSS_BOUND_MB = 300  # over the steady state, at any moment during the hostile uploads

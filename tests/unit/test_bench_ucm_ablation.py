@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dove_model.config import parse_params
-from dove_model.serving.synthetic import SCENES, scene_image
+from dove_model.testing.deployment import SCENES, scene_image
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {

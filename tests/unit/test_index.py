@@ -15,7 +15,7 @@ from dove_model.errors import ConfigError, DataFormatError
 from dove_model.index.archive import IndexMismatchError, load_archive, write_archive
 from dove_model.index.build import resolve_source
 from dove_model.index.vectors import build_vector_index, choose_kind, index_kind, search
-from dove_model.serving.synthetic import random_archive, scene_image, synthetic_dataset
+from dove_model.testing.deployment import random_archive, scene_image, synthetic_dataset
 
 
 def unit_rows(n: int, dim: int, seed: int = 0) -> np.ndarray:

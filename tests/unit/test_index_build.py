@@ -15,7 +15,7 @@ from dove_model.index import build_index, load_archive
 from dove_model.index.encoder import ImageArrays
 from dove_model.inference import DoveEncoder
 from dove_model.serving.search import Searcher
-from dove_model.serving.synthetic import SCENES, synthetic_dataset, tiny_model_dir
+from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_fewer_candidates_than_asked_are_dropped_not_padded(tmp_path: Path) -> N
     from dove_model.config import IndexParams
     from dove_model.index.archive import write_archive
     from dove_model.serving.model_store import weights_fingerprint
-    from dove_model.serving.synthetic import random_archive
+    from dove_model.testing.deployment import random_archive
 
     model = tiny_model_dir(tmp_path / "model", ["a blue lake"])
     n = 400

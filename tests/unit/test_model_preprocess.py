@@ -24,7 +24,7 @@ from dove_model.model.preprocess import (
 )
 from dove_model.serving.runtime import load_encoder
 from dove_model.serving.settings import ServingConfig
-from dove_model.serving.synthetic import SCENES, synthetic_dataset, tiny_model_dir
+from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
 
 CAPTIONS = [c for _, c in SCENES.values()]
 CUSTOM = Preprocessing((0.2, 0.3, 0.4), (0.9, 0.8, 0.7), "nearest")

@@ -12,7 +12,7 @@ from dove_model.errors import ConfigError
 from dove_model.serving.metrics import STEPS, StepMetrics
 from dove_model.serving.model_store import import_model_dir, model_dir_of, weights_fingerprint
 from dove_model.serving.settings import resolve_serving_config
-from dove_model.serving.synthetic import tiny_model_dir
+from dove_model.testing.deployment import tiny_model_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
