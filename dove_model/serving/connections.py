@@ -50,87 +50,96 @@ def install_connection_limits(limits: ConnectionLimits) -> bool:
     return True
 
 
+EXTENDED = (
+    "connection_made",
+    "connection_lost",
+    "on_message_begin",
+    "on_header",
+    "on_headers_complete",
+    "on_response_complete",
+    "send_400_response",
+)
+
+
 def _extend(protocol: Any) -> None:
-    original = {
-        name: getattr(protocol, name)
-        for name in (
-            "connection_made",
-            "connection_lost",
-            "on_message_begin",
-            "on_header",
-            "on_headers_complete",
-            "on_response_complete",
-            "send_400_response",
-        )
-    }
+    """Wrap each method in ``EXTENDED`` with the same-named ``_<name>`` function below; the
+    originals stay on the class as ``_dove_original``."""
+    protocol._dove_original = {name: getattr(protocol, name) for name in EXTENDED}
+    for name in EXTENDED:
+        setattr(protocol, name, globals()[f"_{name}"])
 
-    def arm(self: Any) -> None:
-        disarm(self)
-        self._dove_deadline = self.loop.call_later(
-            self._dove_limits.header_timeout_s, header_timeout, self
-        )
 
-    def disarm(self: Any) -> None:
-        handle = getattr(self, "_dove_deadline", None)
-        if handle is not None:
-            handle.cancel()
-            self._dove_deadline = None
+def _original(self: Any, name: str) -> Any:
+    return type(self)._dove_original[name]
 
-    def header_timeout(self: Any) -> None:
+
+def _arm(self: Any) -> None:
+    """Start (or restart) the deadline for the next request's headers."""
+    _disarm(self)
+    self._dove_deadline = self.loop.call_later(
+        self._dove_limits.header_timeout_s, _header_timeout, self
+    )
+
+
+def _disarm(self: Any) -> None:
+    handle = getattr(self, "_dove_deadline", None)
+    if handle is not None:
+        handle.cancel()
         self._dove_deadline = None
-        if not self.transport.is_closing():
-            seconds = f"{self._dove_limits.header_timeout_s:g}"
-            _send_error(self, 408, f"request headers not received within {seconds} s")
 
-    def connection_made(self: Any, transport: Any) -> None:
-        original["connection_made"](self, transport)
-        arm(self)
 
-    def connection_lost(self: Any, exc: Exception | None) -> None:
-        disarm(self)
-        original["connection_lost"](self, exc)
+def _header_timeout(self: Any) -> None:
+    self._dove_deadline = None
+    if not self.transport.is_closing():
+        seconds = f"{self._dove_limits.header_timeout_s:g}"
+        _send_error(self, 408, f"request headers not received within {seconds} s")
 
-    def on_message_begin(self: Any) -> None:
-        original["on_message_begin"](self)
-        self._dove_header_bytes = 0
-        self._dove_refusal = None
 
-    def on_header(self: Any, name: bytes, value: bytes) -> None:
-        original["on_header"](self, name, value)
-        limits = self._dove_limits
-        self._dove_header_bytes = getattr(self, "_dove_header_bytes", 0) + len(name) + len(value)
-        if len(self.headers) > limits.max_headers:
-            refuse(self, f"more than {limits.max_headers} request headers")
-        if self._dove_header_bytes > limits.max_header_bytes:
-            refuse(self, f"request headers are over {limits.max_header_bytes} bytes")
+def _refuse(self: Any, message: str) -> None:
+    self._dove_refusal = (431, message)
+    raise HeaderLimitExceeded(message)
 
-    def refuse(self: Any, message: str) -> None:
-        self._dove_refusal = (431, message)
-        raise HeaderLimitExceeded(message)
 
-    def on_headers_complete(self: Any) -> None:
-        disarm(self)
-        original["on_headers_complete"](self)
+def _connection_made(self: Any, transport: Any) -> None:
+    _original(self, "connection_made")(self, transport)
+    _arm(self)
 
-    def on_response_complete(self: Any) -> None:
-        original["on_response_complete"](self)
-        if not self.transport.is_closing():
-            arm(self)  # the next request's headers (keep-alive) get the same deadline
 
-    def send_400_response(self: Any, msg: str) -> None:
-        status, message = getattr(self, "_dove_refusal", None) or (400, msg)
-        _send_error(self, status, message)
+def _connection_lost(self: Any, exc: Exception | None) -> None:
+    _disarm(self)
+    _original(self, "connection_lost")(self, exc)
 
-    for name, method in (
-        ("connection_made", connection_made),
-        ("connection_lost", connection_lost),
-        ("on_message_begin", on_message_begin),
-        ("on_header", on_header),
-        ("on_headers_complete", on_headers_complete),
-        ("on_response_complete", on_response_complete),
-        ("send_400_response", send_400_response),
-    ):
-        setattr(protocol, name, method)
+
+def _on_message_begin(self: Any) -> None:
+    _original(self, "on_message_begin")(self)
+    self._dove_header_bytes = 0
+    self._dove_refusal = None
+
+
+def _on_header(self: Any, name: bytes, value: bytes) -> None:
+    _original(self, "on_header")(self, name, value)
+    limits = self._dove_limits
+    self._dove_header_bytes = getattr(self, "_dove_header_bytes", 0) + len(name) + len(value)
+    if len(self.headers) > limits.max_headers:
+        _refuse(self, f"more than {limits.max_headers} request headers")
+    if self._dove_header_bytes > limits.max_header_bytes:
+        _refuse(self, f"request headers are over {limits.max_header_bytes} bytes")
+
+
+def _on_headers_complete(self: Any) -> None:
+    _disarm(self)
+    _original(self, "on_headers_complete")(self)
+
+
+def _on_response_complete(self: Any) -> None:
+    _original(self, "on_response_complete")(self)
+    if not self.transport.is_closing():
+        _arm(self)  # the next request's headers (keep-alive) get the same deadline
+
+
+def _send_400_response(self: Any, msg: str) -> None:
+    status, message = getattr(self, "_dove_refusal", None) or (400, msg)
+    _send_error(self, status, message)
 
 
 REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
