@@ -1,4 +1,4 @@
-"""The default dataset end to end, for ``make demo``: render, version, prepare, validate.
+"""The default dataset for ``make demo`` and ``dove data version``: pull or render, version.
 
 A fresh clone has ``data.dvc`` but no ``data/`` (and usually an empty local remote), so
 ``dvc repro`` cannot start before :func:`ensure_default_data` has pulled or re-rendered it.
@@ -8,27 +8,16 @@ The renderer is deterministic, so a re-rendered default matches the committed md
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
 from dove_model.config import Params
-from dove_model.data.prepare import prepare, synth_source_dir
+from dove_model.data.prepare import synth_source_dir
 from dove_model.data.synth import CAPTIONS_FILE, is_rendered, render_synth
 from dove_model.data.versioning import DATA_TARGET, DataVersion, version_data
-from dove_model.quality.summary import print_summary
-from dove_model.quality.validate import ValidationResult, validate
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DefaultDataset:
-    dataset_dir: Path  # the prepared dataset (train/evaluate read it)
-    version: DataVersion | None  # None outside a DVC repository
-    validation: ValidationResult
 
 
 def _pull(root: Path) -> bool:
@@ -74,22 +63,3 @@ def ensure_default_data(
     version = version_data(root, push=push)
     console.print(f"data version (DVC md5 of {DATA_TARGET}/): {version.md5}")
     return version
-
-
-def build_default_dataset(
-    params: Params,
-    repo_root: Path | str = ".",
-    *,
-    push: bool = True,
-    console: Console | None = None,
-) -> DefaultDataset:
-    """:func:`ensure_default_data`, then prepare and the data gate, with a one-screen summary.
-    Paths in ``params`` are taken relative to the current directory (the repository root)."""
-    console = console or Console()
-    started = time.perf_counter()
-    version = ensure_default_data(params, repo_root, push=push, console=console)
-    dataset_dir = prepare(params)
-    result = validate(dataset_dir, params, Path(params.validate_.report_dir))
-    print_summary(result, console)
-    console.print(f"default dataset ready in {time.perf_counter() - started:.1f} s: {dataset_dir}")
-    return DefaultDataset(dataset_dir, version, result)

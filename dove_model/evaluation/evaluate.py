@@ -19,6 +19,7 @@ from tqdm import tqdm
 from dove_model.atomic import write_text
 from dove_model.config import Params
 from dove_model.data.manifest import load_split
+from dove_model.device import resolve_device
 from dove_model.evaluation.metrics import (
     random_chance_metrics,
     retrieval_metrics,
@@ -27,7 +28,6 @@ from dove_model.evaluation.metrics import (
 from dove_model.inference import DoveEncoder, ImageParts, TextParts
 from dove_model.model.preprocess import load_image
 from dove_model.model.visual import load_boxes_file
-from dove_model.training.train import resolve_device
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from dove_model.atomic import write_text
 from dove_model.config import ModelParams, Params, TrainProfile
 from dove_model.data.manifest import SplitData, load_split
+from dove_model.device import resolve_device
 from dove_model.errors import ConfigError, DoveError
 from dove_model.evaluation.metrics import random_chance_metrics
 from dove_model.model.dove import DoveModel
@@ -80,14 +81,6 @@ class TrainResult:
     stop_reason: str  # "epochs" | "early_stopping" | "time_budget"
     train_samples_per_s: float
     random_chance_mR: float
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is {name!r} but no CUDA device is available")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:

@@ -90,7 +90,7 @@ def test_build_default_dataset_for_the_demo(project: Path, monkeypatch: pytest.M
     from rich.console import Console
 
     from dove_model.config import load_params
-    from dove_model.data.default import build_default_dataset
+    from dove_model.testing.default_dataset import build_default_dataset
 
     monkeypatch.chdir(project)
     console = Console(record=True, width=100)
