@@ -15,9 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dove_model.hashing import sha256_file
 from dove_model.model.dove import DoveModel, ImageEmbeddings, TextEmbeddings
-from dove_model.model.io import WEIGHTS_FILE, load_model_dir
+from dove_model.model.io import load_model_dir, model_fingerprint
 from dove_model.model.preprocess import LEGACY, Preprocessing, images_to_tensor
 from dove_model.model.vocab import Vocabulary
 
@@ -61,14 +60,14 @@ class DoveEncoder:
         vocab: Vocabulary,
         eval_size: int,
         device: str | torch.device = "cpu",
-        weights_file: Path | None = None,
+        model_dir: Path | None = None,
         preprocess: Preprocessing = LEGACY,
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.vocab = vocab
         self.eval_size = eval_size
-        self.weights_file = weights_file
+        self.model_dir = model_dir
         self.preprocess = preprocess
 
     @classmethod
@@ -79,7 +78,7 @@ class DoveEncoder:
             loaded.vocab,
             loaded.eval_size,
             device,
-            Path(model_dir) / WEIGHTS_FILE,
+            Path(model_dir),
             loaded.preprocess,
         )
 
@@ -89,10 +88,11 @@ class DoveEncoder:
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 of the weights file (an index records it to refuse a mismatched model)."""
-        if self.weights_file is None:
+        """``model_fingerprint`` of the directory it was loaded from (an index records it to
+        refuse a mismatched model)."""
+        if self.model_dir is None:
             raise ValueError("fingerprint needs an encoder loaded with from_dir")
-        return sha256_file(self.weights_file)
+        return model_fingerprint(self.model_dir)
 
     def unknown_words(self, text: str) -> list[str]:
         """The words of ``text`` the vocabulary does not hold (they encode as ``<unk>``)."""

@@ -113,14 +113,14 @@ def validate_command(
     from rich.console import Console
 
     from dove_model.config import load_params
-    from dove_model.data.prepare import prepared_dataset_dir
+    from dove_model.data.prepare import dataset_dir_or_prepared
     from dove_model.errors import GateFailed
     from dove_model.quality.summary import print_summary
     from dove_model.quality.validate import validate
 
     params = load_params(params_file)
     result = validate(
-        dataset_dir or prepared_dataset_dir(params.data),
+        dataset_dir_or_prepared(params.data, dataset_dir),
         params,
         report_dir or Path(params.validate_.report_dir),
     )

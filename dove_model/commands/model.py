@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from dove_model.commands.options import DEFAULT_PARAMS, ParamsOption
 
-if TYPE_CHECKING:
-    from dove_model.config import Params
-
 DataOption = Annotated[
     Path | None,
     typer.Option("--data", "-d", help="Prepared dataset folder (default: data.prepared_dir/name)."),
 ]
-
-
-def _dataset_dir(params: Params, data: Path | None) -> Path:
-    from dove_model.data.prepare import prepared_dataset_dir
-
-    return data if data is not None else prepared_dataset_dir(params.data)
 
 
 def train_command(
@@ -40,6 +31,7 @@ def train_command(
 ) -> None:
     """Train DOVE; resumes from the output folder's last checkpoint unless --fresh."""
     from dove_model.config import load_params, parse_params
+    from dove_model.data.prepare import dataset_dir_or_prepared
     from dove_model.training.train import train
 
     params = load_params(params_file)
@@ -48,7 +40,7 @@ def train_command(
         raw["train"]["profile"] = profile
         params = parse_params(raw, source=f"{params_file} (--profile {profile})")
     result = train(
-        _dataset_dir(params, data),
+        dataset_dir_or_prepared(params.data, data),
         params,
         out if out is not None else Path(params.train.out_dir),
         resume=not fresh,
@@ -77,12 +69,14 @@ def evaluate_command(
 ) -> None:
     """Score a split exhaustively and two-stage; write the metrics JSON."""
     from dove_model.config import load_params
+    from dove_model.data.prepare import dataset_dir_or_prepared
     from dove_model.evaluation.evaluate import evaluate
+    from dove_model.training.train import trained_model_dir
 
     params = load_params(params_file)
     report = evaluate(
-        model_dir if model_dir is not None else Path(params.train.out_dir) / "model",
-        _dataset_dir(params, data),
+        model_dir if model_dir is not None else trained_model_dir(params.train.out_dir),
+        dataset_dir_or_prepared(params.data, data),
         params,
         out if out is not None else Path(params.evaluate.out_file),
         split=split,

@@ -36,7 +36,13 @@ def ensure_synth(data: DataParams, *, progress: bool = True) -> Path:
 
 
 def prepared_dataset_dir(data: DataParams) -> Path:
+    """``<data.prepared_dir>/<data.name>``: where ``prepare`` writes the dataset."""
     return Path(data.prepared_dir) / data.name
+
+
+def dataset_dir_or_prepared(data: DataParams, given: Path | None) -> Path:
+    """The dataset folder a command was given, else the prepared one (the CLI default)."""
+    return given if given is not None else prepared_dataset_dir(data)
 
 
 def prepare(params: Params, *, progress: bool = True) -> Path:

@@ -6,6 +6,10 @@ config.json         {"model": <ModelParams dump>, "eval_size": int, "format_vers
                     (``preprocess`` absent in directories written before it existed: they
                     load with ``preprocess.LEGACY``, what they were trained with)
 vocab.json          {"word2idx": {...}, "max_len": 47}
+
+This module owns the layout: the file names, :func:`check_model_dir` and
+:func:`model_fingerprint` are the only definitions; training, evaluation, the registry and
+serving all use them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from dove_model.atomic import atomic_dir
 from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
+from dove_model.hashing import sha256_file
 from dove_model.model.dove import DoveModel
 from dove_model.model.preprocess import LEGACY, Preprocessing
 from dove_model.model.vocab import Vocabulary
@@ -29,6 +34,7 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
+MODEL_DIR_FILES = (WEIGHTS_FILE, CONFIG_FILE, VOCAB_FILE)
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,18 @@ class LoadedModel:
     params: ModelParams
     eval_size: int
     preprocess: Preprocessing
+
+
+def check_model_dir(model_dir: Path) -> None:
+    """Refuse a folder that lacks one of the model-directory files."""
+    missing = [f for f in MODEL_DIR_FILES if not (model_dir / f).is_file()]
+    if missing:
+        raise ConfigError(f"{model_dir}: not a DOVE model directory (missing {', '.join(missing)})")
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """sha256 of the weights file: an index records it, the service refuses a mismatch."""
+    return sha256_file(Path(model_dir) / WEIGHTS_FILE)
 
 
 def state_for_saving(model: DoveModel) -> dict[str, torch.Tensor]:

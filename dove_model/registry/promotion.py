@@ -13,8 +13,10 @@ from dove_model.config import Params
 from dove_model.errors import DoveError, GateFailed
 from dove_model.registry import aliases
 from dove_model.registry.aliases import AliasChange
+from dove_model.registry.gates import GateVerdict
 from dove_model.registry.lease import registry_lease
 from dove_model.registry.lock import registry_lock
+from dove_model.registry.register import GATE_SUMMARY_TAG, GATE_TAG, download_model_dir
 from dove_model.registry.tracking import configure
 
 ALIASES = (aliases.CHAMPION, aliases.PREVIOUS, aliases.CHALLENGER)
@@ -41,10 +43,10 @@ def promote(
                 raise DoveError(f"registered model {name!r}: no challenger to promote")
             version = str(challenger.version)
         target = aliases.require_version(client, name, str(version))
-        if target.tags.get("gate") != "passed" and not force:
+        if target.tags.get(GATE_TAG) != GateVerdict.PASSED and not force:
             raise GateFailed(
-                f"{name} v{version}: recall gate {target.tags.get('gate', 'not run')} "
-                f"({target.tags.get('gate_summary', 'no summary')}); use --force to override"
+                f"{name} v{version}: recall gate {target.tags.get(GATE_TAG, 'not run')} "
+                f"({target.tags.get(GATE_SUMMARY_TAG, 'no summary')}); use --force to override"
             )
         changes = aliases.make_champion(client, name, str(version))
         aliases.verify_aliases(client, name, changes)
@@ -97,8 +99,6 @@ def version_uri(params: Params, version: str) -> str:
 
 def download_version(params: Params, version: str, dst: Path, *, root: Path | None = None) -> Path:
     """Download ``models:/<name>/<version>`` under ``dst``; returns its model directory."""
-    from dove_model.registry.register import download_model_dir
-
     configure(params.register_, root)
     return download_model_dir(version_uri(params, str(version)), Path(dst))
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from dove_model.atomic import write_text
 from dove_model.config import Params
-from dove_model.errors import ConfigError, DoveError
+from dove_model.errors import DoveError
 from dove_model.registry import aliases
 from dove_model.registry.gates import GateDecision, check_gates
 from dove_model.registry.lease import registry_lease
@@ -30,7 +30,8 @@ PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_ARTIFACT_NAME = "model"
 METRICS_TAG_PREFIX = "metrics@"  # a champion re-evaluated on another data version
 RUN_KEY_TAG = "pipeline_data_version"
-MODEL_DIR_FILES = ("model.safetensors", "config.json", "vocab.json")
+GATE_TAG = "gate"  # a model version's gates.GateVerdict
+GATE_SUMMARY_TAG = "gate_summary"  # its GateDecision.summary()
 GATE_ATTEMPTS = 5  # the champion may change this often under a registration before it fails
 
 
@@ -62,12 +63,6 @@ def read_metrics(metrics_file: Path) -> dict[str, Any]:
     if not isinstance(metrics, dict):
         raise DoveError(f"{metrics_file}: expected a JSON object of metrics")
     return metrics
-
-
-def check_model_dir(model_dir: Path) -> None:
-    missing = [f for f in MODEL_DIR_FILES if not (model_dir / f).is_file()]
-    if missing:
-        raise ConfigError(f"{model_dir}: not a DOVE model directory (missing {', '.join(missing)})")
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -220,6 +215,8 @@ def download_model_dir(model_uri: str, dst: Path) -> Path:
     import mlflow
     import yaml
 
+    from dove_model.model.io import check_model_dir
+
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
     mlmodel = yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8"))
     artifacts = mlmodel["flavors"]["python_function"].get("artifacts", {})
@@ -227,6 +224,37 @@ def download_model_dir(model_uri: str, dst: Path) -> Path:
     model_dir = local / relative
     check_model_dir(model_dir)
     return model_dir
+
+
+def _log_run(
+    params: Params,
+    model_dir: Path,
+    metrics: dict[str, Any],
+    metrics_file: Path,
+    data_version: DataVersion,
+    history_file: Path,
+    validation_dir: Path | None,
+    plots_dir: Path | None,
+) -> tuple[str, str]:
+    """One MLflow run with the run contents and the pyfunc; returns (run id, model URI)."""
+    import mlflow
+
+    mlflow.set_experiment(params.register_.experiment)
+    with (
+        mlflow.start_run(run_name=f"dove-{data_version.tag[:8]}") as run,
+        tempfile.TemporaryDirectory(prefix="dove-plots-") as scratch,
+    ):
+        _log_run_contents(
+            params,
+            metrics,
+            metrics_file,
+            data_version,
+            history_file,
+            validation_dir,
+            Path(plots_dir or scratch),
+        )
+        info = _log_pyfunc(model_dir)
+    return run.info.run_id, info.model_uri
 
 
 def _gate_and_alias(
@@ -257,9 +285,8 @@ def _gate_and_alias(
             if _number(current) != _number(champion):
                 log.info("champion moved to v%s while gating v%s: again", _number(current), version)
                 continue
-            verdict = "passed" if decision.passed else "failed"
-            client.set_model_version_tag(name, version, "gate", verdict)
-            client.set_model_version_tag(name, version, "gate_summary", decision.summary()[:4000])
+            client.set_model_version_tag(name, version, GATE_TAG, decision.verdict)
+            client.set_model_version_tag(name, version, GATE_SUMMARY_TAG, decision.summary()[:4000])
             promoted = aliases.make_champion(client, name, version) if decision.passed else []
             aliases.verify_aliases(client, name, promoted)
             lease.verify()
@@ -299,38 +326,34 @@ def register(
     import mlflow
     from mlflow import MlflowClient
 
+    from dove_model.model.io import check_model_dir
+    from dove_model.training.train import HISTORY_FILE
+
     model_dir, metrics_file = Path(model_dir), Path(metrics_file)
     check_model_dir(model_dir)
     metrics = read_metrics(metrics_file)
-    history_file = history_file or model_dir.parent / "history.json"
     name = params.register_.model_name
     uri = configure(params.register_, root)
     with registry_lock(uri):
-        client = MlflowClient(uri, uri)
-        mlflow.set_experiment(params.register_.experiment)
-        with (
-            mlflow.start_run(run_name=f"dove-{data_version.tag[:8]}") as run,
-            tempfile.TemporaryDirectory(prefix="dove-plots-") as scratch,
-        ):
-            _log_run_contents(
-                params,
-                metrics,
-                metrics_file,
-                data_version,
-                history_file,
-                validation_dir,
-                Path(plots_dir or scratch),
-            )
-            info = _log_pyfunc(model_dir)
+        run_id, model_uri = _log_run(
+            params,
+            model_dir,
+            metrics,
+            metrics_file,
+            data_version,
+            history_file or model_dir.parent / HISTORY_FILE,
+            validation_dir,
+            plots_dir,
+        )
         tags = data_version.as_tags() | ({RUN_KEY_TAG: run_key} if run_key else {})
-        version = str(mlflow.register_model(info.model_uri, name, tags=tags).version)
+        version = str(mlflow.register_model(model_uri, name, tags=tags).version)
         decision, changes, now_champion = _gate_and_alias(
-            client, name, version, metrics, data_version, params, dataset_dir
+            MlflowClient(uri, uri), name, version, metrics, data_version, params, dataset_dir
         )
     result = RegistrationResult(
         model_name=name,
         version=str(version),
-        run_id=run.info.run_id,
+        run_id=run_id,
         model_uri=f"models:/{name}/{version}",
         data_version=data_version.tag,
         promoted=decision.passed,

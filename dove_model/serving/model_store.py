@@ -7,7 +7,6 @@ service loads it back with :func:`model_dir_of`.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -15,9 +14,10 @@ from pathlib import Path
 
 from dove_model.config import Params
 from dove_model.errors import ConfigError
+from dove_model.model.io import check_model_dir, model_fingerprint
+from dove_model.training.train import MODEL_SUBDIR
 
-MODEL_SUBDIR = "model"
-REQUIRED_FILES = ("model.safetensors", "config.json", "vocab.json")
+weights_fingerprint = model_fingerprint  # the former name, still used by bench/ and tests
 
 
 @dataclass(frozen=True)
@@ -25,21 +25,6 @@ class ImportedModel:
     tag: str  # name:version in the BentoML store
     model_dir: Path  # the model directory inside the store
     labels: dict[str, str]
-
-
-def check_model_dir(model_dir: Path) -> None:
-    missing = [f for f in REQUIRED_FILES if not (model_dir / f).is_file()]
-    if missing:
-        raise ConfigError(f"{model_dir}: not a DOVE model directory (missing {', '.join(missing)})")
-
-
-def weights_fingerprint(model_dir: Path) -> str:
-    """sha256 of the weights file: the same value ``DoveEncoder.fingerprint`` reports."""
-    digest = hashlib.sha256()
-    with (model_dir / "model.safetensors").open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def import_model_dir(
@@ -61,7 +46,7 @@ def import_model_dir(
         "model_version": str(model_version),
         "alias": str(alias),
         "data_version": str(data_version),
-        "fingerprint": weights_fingerprint(model_dir)[:16],
+        "fingerprint": model_fingerprint(model_dir)[:16],
     }
     with bentoml.models.create(
         name,

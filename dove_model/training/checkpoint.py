@@ -24,6 +24,10 @@ from dove_model.model.io import load_weights, state_for_saving
 from dove_model.model.vocab import Vocabulary
 
 CHECKPOINT_DIR = "checkpoints/last"
+WEIGHTS_FILE = "weights.safetensors"
+TRAINER_FILE = "trainer.pt"
+VOCAB_FILE = "vocab.json"
+META_FILE = "meta.json"
 
 
 @dataclass
@@ -48,27 +52,27 @@ def save_checkpoint(
 ) -> Path:
     meta = {"model": model.params.model_dump(mode="json"), "dataset_version": dataset_version}
     with atomic_dir(out_dir / CHECKPOINT_DIR) as tmp:
-        save_file(state_for_saving(model), str(tmp / "weights.safetensors"))
+        save_file(state_for_saving(model), str(tmp / WEIGHTS_FILE))
         torch.save(
             {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "loop": loop.__dict__,
             },
-            tmp / "trainer.pt",
+            tmp / TRAINER_FILE,
         )
-        vocab.save(tmp / "vocab.json")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        vocab.save(tmp / VOCAB_FILE)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return out_dir / CHECKPOINT_DIR
 
 
 def checkpoint_exists(out_dir: Path) -> bool:
-    return (out_dir / CHECKPOINT_DIR / "meta.json").is_file()
+    return (out_dir / CHECKPOINT_DIR / META_FILE).is_file()
 
 
 def check_compatible(out_dir: Path, params: ModelParams, dataset_version: str) -> None:
     """Raise ConfigError naming the first model field (or the dataset) that differs."""
-    path = out_dir / CHECKPOINT_DIR / "meta.json"
+    path = out_dir / CHECKPOINT_DIR / META_FILE
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -93,18 +97,18 @@ def load_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> LoopState:
     folder = out_dir / CHECKPOINT_DIR
-    load_weights(model, folder / "weights.safetensors", f"{folder / 'meta.json'}")
-    state = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=True)
+    load_weights(model, folder / WEIGHTS_FILE, f"{folder / META_FILE}")
+    state = torch.load(folder / TRAINER_FILE, map_location="cpu", weights_only=True)
     try:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     except (KeyError, ValueError) as exc:  # written by a version with another optimiser layout
         raise ConfigError(
-            f"{folder / 'trainer.pt'}: the optimiser state does not fit this version's "
+            f"{folder / TRAINER_FILE}: the optimiser state does not fit this version's "
             f"optimiser and schedule ({type(exc).__name__}: {exc}); start over with --fresh"
         ) from None
     return LoopState(**state["loop"])
 
 
 def load_checkpoint_vocab(out_dir: Path) -> Vocabulary:
-    return Vocabulary.load(out_dir / CHECKPOINT_DIR / "vocab.json")
+    return Vocabulary.load(out_dir / CHECKPOINT_DIR / VOCAB_FILE)

@@ -67,6 +67,11 @@ MODEL_SUBDIR = "model"
 HISTORY_FILE = "history.json"
 
 
+def trained_model_dir(out_dir: Path | str) -> Path:
+    """The model directory a run in ``out_dir`` writes (its best epoch)."""
+    return Path(out_dir) / MODEL_SUBDIR
+
+
 class TrainingDiverged(DoveError):
     """The loss became NaN or infinite: stop rather than write garbage weights."""
 

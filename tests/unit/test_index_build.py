@@ -92,7 +92,7 @@ def test_fewer_candidates_than_asked_are_dropped_not_padded(tmp_path: Path) -> N
 
     from dove_model.config import IndexParams
     from dove_model.index.archive import write_archive
-    from dove_model.serving.model_store import weights_fingerprint
+    from dove_model.model.io import model_fingerprint
     from dove_model.testing.deployment import random_archive
 
     model = tiny_model_dir(tmp_path / "model", ["a blue lake"])
@@ -109,7 +109,7 @@ def test_fewer_candidates_than_asked_are_dropped_not_padded(tmp_path: Path) -> N
         captions=pd.DataFrame({"caption": ["a blue lake"], "image_row": [0]}),
         caption_embeddings=np.asarray(arrays.v_m[:1], np.float32),
         params=params,
-        meta={"model_fingerprint": weights_fingerprint(model), "model": {}},
+        meta={"model_fingerprint": model_fingerprint(model), "model": {}},
     )
     searcher = Searcher(
         DoveEncoder.from_dir(model), load_archive(tmp_path / "index", params), candidates_k=n

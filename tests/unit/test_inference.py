@@ -14,7 +14,13 @@ from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
 from dove_model.inference import DoveEncoder
 from dove_model.model.dove import DoveModel
-from dove_model.model.io import save_model_dir
+from dove_model.model.io import (
+    MODEL_DIR_FILES,
+    WEIGHTS_FILE,
+    check_model_dir,
+    model_fingerprint,
+    save_model_dir,
+)
 from dove_model.model.preprocess import preprocessing_for
 from dove_model.model.vocab import Vocabulary
 
@@ -51,6 +57,19 @@ def test_model_directory_layout(model_dir: Path) -> None:
     assert config["format_version"] == 1 and config["eval_size"] == 64
     assert config["model"]["embed_dim"] == 16
     assert json.loads((model_dir / "vocab.json").read_text())["max_len"] == 47
+
+
+def test_model_io_owns_the_directory_layout(model_dir: Path, tmp_path: Path) -> None:
+    """One file list, one check, one fingerprint (the registry and serving use these)."""
+    from dove_model.hashing import sha256_file
+
+    assert {p.name for p in model_dir.iterdir()} == set(MODEL_DIR_FILES)
+    check_model_dir(model_dir)
+    assert model_fingerprint(model_dir) == sha256_file(model_dir / WEIGHTS_FILE)
+    assert DoveEncoder.from_dir(model_dir).fingerprint == model_fingerprint(model_dir)
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"missing config\.json, vocab\.json"):
+        check_model_dir(tmp_path)
 
 
 def test_awkward_images_encode(encoder: DoveEncoder) -> None:

@@ -9,8 +9,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from dove_model.config import Params
 from dove_model.errors import ConfigError
+from dove_model.model.io import model_fingerprint
 from dove_model.serving.metrics import STEPS, StepMetrics
-from dove_model.serving.model_store import import_model_dir, model_dir_of, weights_fingerprint
+from dove_model.serving.model_store import import_model_dir, model_dir_of
 from dove_model.serving.settings import resolve_serving_config
 from dove_model.testing.deployment import tiny_model_dir
 
@@ -30,7 +31,7 @@ def test_import_into_the_store_keeps_files_and_labels(model_dir: Path, tmp_path:
         "model_version": "7",
         "alias": "champion",
         "data_version": "abc123",
-        "fingerprint": weights_fingerprint(model_dir)[:16],
+        "fingerprint": model_fingerprint(model_dir)[:16],
     }
     assert (first.model_dir / "model.safetensors").read_bytes() == (
         model_dir / "model.safetensors"
@@ -51,7 +52,7 @@ def test_missing_store_model_and_bad_model_dir_are_config_errors(tmp_path: Path)
 def test_fingerprint_matches_the_encoder(model_dir: Path) -> None:
     from dove_model.inference import DoveEncoder
 
-    assert weights_fingerprint(model_dir) == DoveEncoder.from_dir(model_dir).fingerprint
+    assert model_fingerprint(model_dir) == DoveEncoder.from_dir(model_dir).fingerprint
 
 
 def test_settings_come_from_the_environment_with_params_defaults() -> None:
@@ -127,4 +128,4 @@ def test_import_champion_ships_the_weights_of_the_version_it_labels(
     assert version == "1"  # what @champion was when deploy resolved it
     assert (imported.model_dir / "model.safetensors").read_bytes() == weights[version]
     assert imported.labels["data_version"] == f"data-{version}"
-    assert imported.labels["fingerprint"] == weights_fingerprint(imported.model_dir)[:16]
+    assert imported.labels["fingerprint"] == model_fingerprint(imported.model_dir)[:16]
