@@ -94,6 +94,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass(frozen=True)
+class _Optimisation:
+    """What a train step needs: the model as stepped (DDP-wrapped, compiled), the trainable
+    parameters (for clipping), the optimiser and its per-step schedule."""
+
+    step_model: torch.nn.Module
+    trainable: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+
+@dataclass
+class _EpochDone:
+    """What one epoch's training pass did (validation comes after it)."""
+
+    epoch: int
+    started: float  # time.monotonic() at its start
+    loss_sum: float = 0.0
+    steps: int = 0
+    samples: int = 0  # over all ranks
+    train_seconds: float = 0.0
+    out_of_time: bool = False
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.steps, 1)
+
+
 def _boxes_id(params: ModelParams) -> str:
     if params.boxes_file:
         digest = hashlib.sha256(Path(params.boxes_file).read_bytes()).hexdigest()
@@ -188,14 +216,45 @@ class _Run:
 
     # --------------------------------------------------------------------- loop
     def run(self, on_epoch_end: Callable[[dict[str, Any]], None] | None) -> TrainResult:
-        profile, mp = self.profile, self.model_params
-        frozen = mp.freeze_backbone
+        """Features, optimiser (resumed), then epochs until the last, early stop or time out."""
+        train_features, val_features = self._split_features()
+        opt, loop = self._optimisation()
+        dataset = self._train_dataset(train_features)
+        chance = random_chance_metrics(self.val_split.caption_image, self.val_split.n_images)
+        started = time.monotonic()
+        stop_reason = "epochs"
+        train_seconds, train_samples = 0.0, 0
+        epochs = tqdm(
+            range(loop.epoch + 1, self.profile.epochs + 1),
+            desc="epochs",
+            unit="epoch",
+            disable=not (self.progress and self.dist.is_main),
+        )
+        for epoch in epochs:
+            done = self._train_epoch(epoch, dataset, opt, started)
+            train_seconds += done.train_seconds
+            train_samples += done.samples
+            stop = self._end_epoch(done, loop, opt, val_features, chance, on_epoch_end)
+            if stop is not None:
+                stop_reason = stop
+                break
+        return self._finish(loop, chance, stop_reason, train_samples, train_seconds)
+
+    def _split_features(self) -> tuple[PooledFeatures | None, PooledFeatures | None]:
+        """Frozen backbone: train features from the cache (if on), val features computed once."""
+        profile, frozen = self.profile, self.model_params.freeze_backbone
         use_cache = frozen and profile.feature_cache
         train_features = self.features(self.train_split, "train", True) if use_cache else None
         val_features = (
             self.features(self.val_split, "val", profile.feature_cache) if frozen else None
         )
+        return train_features, val_features
 
+    def _optimisation(self) -> tuple[_Optimisation, LoopState]:
+        """Optimiser and schedule (restored from the checkpoint when resuming), then the model
+        as stepped: DDP-wrapped after the restore (DDP broadcasts rank 0's weights), compiled
+        if asked."""
+        profile = self.profile
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         steps_per_epoch = len(
             epoch_batches(self.train_split.n_captions, profile.batch_size, self.seed, 1)
@@ -206,7 +265,6 @@ class _Run:
             loop = load_checkpoint(self.out_dir, self.model, optimizer, scheduler)
             if self.progress and self.dist.is_main:
                 tqdm.write(f"resuming after epoch {loop.epoch} from {self.out_dir}")
-
         step_model: torch.nn.Module = self.model
         if self.dist.enabled:
             step_model = DistributedDataParallel(
@@ -214,8 +272,11 @@ class _Run:
             )
         if profile.compile:
             step_model = torch.compile(step_model)  # type: ignore[assignment]
+        return _Optimisation(step_model, trainable, optimizer, scheduler), loop
 
-        dataset = CaptionBatches(
+    def _train_dataset(self, features: PooledFeatures | None) -> CaptionBatches:
+        profile = self.profile
+        return CaptionBatches(
             captions=self.train_split.captions,
             caption_image=self.train_split.caption_image,
             vocab=self.vocab,
@@ -223,124 +284,144 @@ class _Run:
             transform=train_transform(
                 profile.resize, profile.crop, profile.rotation_degrees, self.preprocess
             ),
-            features=train_features,
+            features=features,
         )
-        chance = random_chance_metrics(self.val_split.caption_image, self.val_split.n_images)
-        started = time.monotonic()
-        stop_reason = "epochs"
-        train_seconds, train_samples = 0.0, 0
-        epochs = tqdm(
-            range(loop.epoch + 1, profile.epochs + 1),
-            desc="epochs",
-            unit="epoch",
+
+    def _train_step(
+        self, opt: _Optimisation, batch: dict[str, torch.Tensor], epoch: int, step: int
+    ) -> float:
+        """Forward, NaN guard, backward, clip, optimiser and schedule step; returns the loss."""
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        amp = self.profile.amp and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = opt.step_model(**batch)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"training loss became {loss.item()} at epoch {epoch}, step {step} "
+                f"(lr {opt.scheduler.get_last_lr()[0]:g}); lower "
+                f"train.profiles.{self.params.train.profile}.lr or set grad_clip"
+            )
+        opt.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.profile.grad_clip:
+            torch.nn.utils.clip_grad_norm_(opt.trainable, self.profile.grad_clip)
+        opt.optimizer.step()
+        opt.scheduler.step()
+        return float(loss.item())
+
+    def _train_epoch(
+        self, epoch: int, dataset: CaptionBatches, opt: _Optimisation, started: float
+    ) -> _EpochDone:
+        """One pass over this rank's batches; stops early when the time budget runs out."""
+        torch.manual_seed(self.seed * 1_000_003 + epoch)  # augmentation + worker seeds
+        batches = epoch_batches(
+            self.train_split.n_captions,
+            self.profile.batch_size,
+            self.seed,
+            epoch,
+            self.dist.rank,
+            self.dist.world_size,
+        )
+        loader = DataLoader(
+            dataset, batch_size=None, sampler=batches, num_workers=self.profile.num_workers
+        )
+        self.model.train()
+        done = _EpochDone(epoch=epoch, started=time.monotonic())
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch}",
+            unit="batch",
+            leave=False,
             disable=not (self.progress and self.dist.is_main),
         )
-        for epoch in epochs:
-            torch.manual_seed(self.seed * 1_000_003 + epoch)  # augmentation + worker seeds
-            batches = epoch_batches(
-                self.train_split.n_captions,
-                profile.batch_size,
-                self.seed,
-                epoch,
-                self.dist.rank,
-                self.dist.world_size,
-            )
-            loader = DataLoader(
-                dataset, batch_size=None, sampler=batches, num_workers=profile.num_workers
-            )
-            self.model.train()
-            epoch_start = time.monotonic()
-            loss_sum, n_steps, out_of_time = 0.0, 0, False
-            bar = tqdm(
-                loader,
-                desc=f"epoch {epoch}",
-                unit="batch",
-                leave=False,
-                disable=not (self.progress and self.dist.is_main),
-            )
-            for batch in bar:
-                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-                with torch.autocast(
-                    self.device.type,
-                    dtype=torch.bfloat16,
-                    enabled=profile.amp and self.device.type == "cuda",
-                ):
-                    loss = step_model(**batch)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"training loss became {loss.item()} at epoch {epoch}, step {n_steps + 1} "
-                        f"(lr {scheduler.get_last_lr()[0]:g}); lower "
-                        f"train.profiles.{self.params.train.profile}.lr or set grad_clip"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if profile.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(trainable, profile.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                loss_sum += float(loss.item())
-                n_steps += 1
-                train_samples += len(batch["ids"]) * self.dist.world_size
-                bar.set_postfix(loss=f"{loss_sum / n_steps:.3f}")
-                if profile.max_minutes is not None:
-                    over = time.monotonic() - started > profile.max_minutes * 60
-                    if any_rank(self.dist, over):
-                        out_of_time = True
-                        break
-            train_seconds += time.monotonic() - epoch_start
+        for batch in bar:
+            done.loss_sum += self._train_step(opt, batch, epoch, done.steps + 1)
+            done.steps += 1
+            done.samples += len(batch["ids"]) * self.dist.world_size
+            bar.set_postfix(loss=f"{done.mean_loss:.3f}")
+            if self._out_of_time(started):
+                done.out_of_time = True
+                break
+        done.train_seconds = time.monotonic() - done.started
+        return done
 
-            metrics = self._validate(val_features)
-            record = {
-                "epoch": epoch,
-                "loss": loss_sum / max(n_steps, 1),
-                "lr": optimizer.param_groups[0]["lr"],
-                "steps": n_steps,
-                "seconds": round(time.monotonic() - epoch_start, 2),
-                "val": metrics,
-            }
-            loop.history.append(record)
-            loop.epoch = epoch
-            if metrics["mR"] > loop.best_mr:
-                loop.best_mr, loop.best_epoch, loop.stale_epochs = metrics["mR"], epoch, 0
-                if self.dist.is_main:
-                    save_model_dir(
-                        self.model,
-                        self.vocab,
-                        profile.eval_size,
-                        self.out_dir / MODEL_SUBDIR,
-                        self.preprocess,
-                    )
-            else:
-                loop.stale_epochs += 1
+    def _out_of_time(self, started: float) -> bool:
+        """``max_minutes`` is over on any rank (so that every rank stops at the same step)."""
+        if self.profile.max_minutes is None:
+            return False
+        over = time.monotonic() - started > self.profile.max_minutes * 60
+        return any_rank(self.dist, over)
+
+    def _end_epoch(
+        self,
+        done: _EpochDone,
+        loop: LoopState,
+        opt: _Optimisation,
+        val_features: PooledFeatures | None,
+        chance: dict[str, float],
+        on_epoch_end: Callable[[dict[str, Any]], None] | None,
+    ) -> str | None:
+        """Validate, keep the best model, checkpoint, report; the stop reason, if any."""
+        metrics = self._validate(val_features)
+        record = {
+            "epoch": done.epoch,
+            "loss": done.mean_loss,
+            "lr": opt.optimizer.param_groups[0]["lr"],
+            "steps": done.steps,
+            "seconds": round(time.monotonic() - done.started, 2),
+            "val": metrics,
+        }
+        loop.history.append(record)
+        loop.epoch = done.epoch
+        if metrics["mR"] > loop.best_mr:
+            loop.best_mr, loop.best_epoch, loop.stale_epochs = metrics["mR"], done.epoch, 0
             if self.dist.is_main:
-                save_checkpoint(
-                    self.out_dir,
+                save_model_dir(
                     self.model,
                     self.vocab,
-                    optimizer,
-                    scheduler,
-                    loop,
-                    self.dataset_version,
+                    self.profile.eval_size,
+                    trained_model_dir(self.out_dir),
+                    self.preprocess,
                 )
-                self._write_history(loop, chance)
-                if self.progress:
-                    tqdm.write(_epoch_line(record, profile.epochs, chance["mR"]))
-                if on_epoch_end is not None:
-                    on_epoch_end(record)
-            barrier(self.dist)
-            if out_of_time:
-                stop_reason = "time_budget"
-                break
-            if loop.stale_epochs >= profile.early_stopping_patience:
-                stop_reason = "early_stopping"
-                break
+        else:
+            loop.stale_epochs += 1
+        if self.dist.is_main:
+            save_checkpoint(
+                self.out_dir,
+                self.model,
+                self.vocab,
+                opt.optimizer,
+                opt.scheduler,
+                loop,
+                self.dataset_version,
+            )
+            self._write_history(loop, chance)
+            if self.progress:
+                tqdm.write(_epoch_line(record, self.profile.epochs, chance["mR"]))
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+        barrier(self.dist)
+        if done.out_of_time:
+            return "time_budget"
+        if loop.stale_epochs >= self.profile.early_stopping_patience:
+            return "early_stopping"
+        return None
 
+    def _finish(
+        self,
+        loop: LoopState,
+        chance: dict[str, float],
+        stop_reason: str,
+        train_samples: int,
+        train_seconds: float,
+    ) -> TrainResult:
+        """Check the ranks agree, write the final history, describe the run."""
         ddp_checksums = self._check_ranks_agree()
         if self.dist.is_main:
             self._write_history(loop, chance, ddp_checksums)
         best = next((h["val"] for h in loop.history if h["epoch"] == loop.best_epoch), {})
         return TrainResult(
-            model_dir=self.out_dir / MODEL_SUBDIR,
+            model_dir=trained_model_dir(self.out_dir),
             history_file=self.out_dir / HISTORY_FILE,
             best_epoch=loop.best_epoch,
             best_metrics=best,
