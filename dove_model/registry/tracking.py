@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from dove_model.config import RegisterParams
+from dove_model.data.versioning import DATA_TARGET
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 REGISTRY_ENV = "MLFLOW_REGISTRY_URI"
@@ -149,7 +150,7 @@ def manifest_hash(dataset_dir: Path) -> str:
 def detect_data_version(dataset_dir: Path, root: Path | None = None) -> DataVersion:
     """The manifest's content hash plus DVC's md5 (data.dvc, else dvc.lock) and git rev."""
     root = root or Path.cwd()
-    dvc_md5 = _md5_from_dvc_file(root / "data.dvc") or _md5_from_dvc_lock(
+    dvc_md5 = _md5_from_dvc_file(root / f"{DATA_TARGET}.dvc") or _md5_from_dvc_lock(
         root / "dvc.lock", dataset_dir, root
     )
     return DataVersion(manifest_hash(dataset_dir), dvc_md5, git_revision(root))
