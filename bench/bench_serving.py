@@ -36,8 +36,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dove_model.config import IndexParams, Params
 from dove_model.index.archive import write_archive
+from dove_model.model.io import model_fingerprint
 from dove_model.serving.launch import serving_env, start_service
-from dove_model.serving.model_store import weights_fingerprint
 from dove_model.testing.deployment import SCENES, random_archive, tiny_model_dir
 
 WORDS = ["blue", "lake", "green", "farmland", "city", "grey", "roads", "desert", "dunes"]
@@ -62,7 +62,7 @@ def build_archive(folder: Path, model_dir: Path, n: int, dim: int, kind: str) ->
         captions=captions,
         caption_embeddings=np.asarray(arrays.v_m[:1], np.float32),
         params=params,
-        meta={"model_fingerprint": weights_fingerprint(model_dir), "model": {}},
+        meta={"model_fingerprint": model_fingerprint(model_dir), "model": {}},
     )
     return time.perf_counter() - start
 

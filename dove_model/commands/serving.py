@@ -34,7 +34,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _default_source(params: Params) -> Path:
-    return Path(params.data.prepared_dir) / params.data.name
+    from dove_model.data.prepare import prepared_dataset_dir
+
+    return prepared_dataset_dir(params.data)
 
 
 @index_app.command("build")

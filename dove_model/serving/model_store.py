@@ -17,8 +17,6 @@ from dove_model.errors import ConfigError
 from dove_model.model.io import check_model_dir, model_fingerprint
 from dove_model.training.train import MODEL_SUBDIR
 
-weights_fingerprint = model_fingerprint  # the former name, still used by bench/ and tests
-
 
 @dataclass(frozen=True)
 class ImportedModel:

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import yaml
 
+from dove_model.model.io import model_fingerprint
 from dove_model.serving.launch import PROJECT_ROOT, running_service, serving_env
-from dove_model.serving.model_store import weights_fingerprint
 from dove_model.testing.deployment import deploy_synthetic
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def test_bento_builds_offline_and_serves(tmp_path: Path) -> None:
     ) as served:
         info = httpx.post(f"{served.url}/info", json={}, timeout=30).json()
         assert info["model_name"] == "dove-rs-retrieval"
-        assert info["model_fingerprint"] == weights_fingerprint(deployment.model_dir)
+        assert info["model_fingerprint"] == model_fingerprint(deployment.model_dir)
         page = httpx.get(f"{served.url}/ui/", timeout=30)
         assert page.status_code == 200 and "DOVE" in page.text
         hits = httpx.post(

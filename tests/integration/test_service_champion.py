@@ -10,10 +10,11 @@ import pytest
 
 from dove_model.config import parse_params
 from dove_model.index import load_archive
+from dove_model.model.io import model_fingerprint
 from dove_model.registry import detect_data_version
 from dove_model.registry import register as register_model
 from dove_model.serving.deploy import deploy
-from dove_model.serving.model_store import model_dir_of, weights_fingerprint
+from dove_model.serving.model_store import model_dir_of
 from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
 
 pytestmark = pytest.mark.integration
@@ -46,8 +47,8 @@ def test_deploy_imports_the_mlflow_champion(
     assert result.model.labels["data_version"] == data_version.tag
     stored_dir, labels = model_dir_of("dove-rs-retrieval:latest", store)
     assert labels["tag"] == result.model.tag
-    assert weights_fingerprint(stored_dir) == weights_fingerprint(model_dir)
+    assert model_fingerprint(stored_dir) == model_fingerprint(model_dir)
 
     archive = load_archive(result.index_dir, params.index)
-    assert archive.fingerprint == weights_fingerprint(model_dir)
+    assert archive.fingerprint == model_fingerprint(model_dir)
     assert archive.meta["model"]["alias"] == "champion" and archive.n_images == 8
