@@ -2,6 +2,10 @@
 
 Components are built from the stage functions here with the project image, so the image is
 configuration (``pipeline.image`` in params.yaml), read by the caller, not at import time.
+
+The gate policy is the register stage's (docs/pipeline.md): register always runs and tags the
+version challenger; only its verdict (promoted to champion or not) decides whether to deploy.
+Nothing here compares a metric with a floor.
 """
 
 from collections.abc import Callable
@@ -17,8 +21,7 @@ from components.register import register
 from components.train import train
 from components.validate import validate
 from dove_model.config import PipelineParams
-
-GATE_PASSED = "passed"  # dove_model.pipeline.steps.GATE_PASSED
+from dove_model.registry.gates import GateVerdict
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,17 @@ class TrainResources:
 
 def _component(func: Callable[..., Any], image: str) -> Any:
     return dsl.component(func, base_image=image, install_kfp_package=False)
+
+
+def _place_train(task: Any, resources: TrainResources) -> None:
+    """The train task: a GPU, CPU and memory, and two retries (it resumes from checkpoints)."""
+    task.set_display_name("train")
+    task.set_accelerator_type(resources.accelerator)
+    task.set_accelerator_limit(resources.accelerators)
+    task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
+    task.set_memory_request(resources.memory_request)
+    task.set_memory_limit(resources.memory_limit)
+    task.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
 
 
 def build_pipeline(settings: PipelineParams, resources: TrainResources | None = None) -> Any:
@@ -58,32 +72,26 @@ def build_pipeline(settings: PipelineParams, resources: TrainResources | None = 
         checked.set_display_name("validate")
         trained = train_op(params_yaml=params_yaml, dataset=prepared.outputs["dataset"])
         trained.after(checked)
-        trained.set_display_name("train")
-        trained.set_accelerator_type(resources.accelerator)
-        trained.set_accelerator_limit(resources.accelerators)
-        trained.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
-        trained.set_memory_request(resources.memory_request)
-        trained.set_memory_limit(resources.memory_limit)
-        trained.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
+        _place_train(trained, resources)
         evaluated = evaluate_op(
             params_yaml=params_yaml,
             dataset=prepared.outputs["dataset"],
             model=trained.outputs["model"],
         )
         evaluated.set_display_name("evaluate")
-        with dsl.If(evaluated.outputs["Output"] == GATE_PASSED, name="recall-floors-pass"):
-            registered = register_op(
-                params_yaml=params_yaml,
-                dataset=prepared.outputs["dataset"],
-                model=trained.outputs["model"],
-                metrics_json=evaluated.outputs["metrics_json"],
-                validation=checked.outputs["report_dir"],
-            )
-            registered.set_display_name("register")
-            registered.set_caching_options(enable_caching=False)
-            with dsl.If(registered.outputs["Output"] == GATE_PASSED, name="promoted-to-champion"):
-                deployed = deploy_op(params_yaml=params_yaml, dataset=prepared.outputs["dataset"])
-                deployed.set_display_name("deploy")
-                deployed.set_caching_options(enable_caching=False)
+        registered = register_op(
+            params_yaml=params_yaml,
+            dataset=prepared.outputs["dataset"],
+            model=trained.outputs["model"],
+            metrics_json=evaluated.outputs["metrics_json"],
+            validation=checked.outputs["report_dir"],
+        )
+        registered.set_display_name("register")
+        registered.set_caching_options(enable_caching=False)
+        promoted = registered.outputs["Output"] == GateVerdict.PASSED.value
+        with dsl.If(promoted, name="promoted-to-champion"):
+            deployed = deploy_op(params_yaml=params_yaml, dataset=prepared.outputs["dataset"])
+            deployed.set_display_name("deploy")
+            deployed.set_caching_options(enable_caching=False)
 
     return dove_pipeline

@@ -11,7 +11,10 @@ def register(
     validation: Input[Artifact],
     registration: Output[Artifact],
 ) -> str:
-    """Returns ``passed`` when this version became champion."""
+    """Always registers; returns the GateVerdict, ``passed`` when this version became champion.
+
+    (A single unnamed return value: KFP's local runner resolves conditions only on those.)
+    """
     from dove_model.pipeline.steps import register_step
 
     return register_step(

@@ -1,7 +1,9 @@
 """Airflow 3 DAG: retrain DOVE weekly and whenever the data version changes.
 
 detect data version -> run the KFP pipeline (the endpoint in ``kfp_host`` when set, else KFP's
-local runner) -> read the gate from the registry -> promote -> roll the service.
+local runner on ``components.pipeline``) -> read the register stage's verdict from the registry
+-> promote -> roll the service. The DAG applies no gate itself: a version that failed its gates
+is registered as challenger by the pipeline, and the DAG stops before promote.
 Parsing this file imports only the Airflow SDK: the work lives in
 ``dove_model.pipeline.retraining`` and is imported inside the tasks. Every task is idempotent
 (the registry records what was done for a data version), so retries are safe.
@@ -69,16 +71,19 @@ def dove_retraining() -> None:
 
     @task(execution_timeout=timedelta(hours=12))
     def run_pipeline(data_version: str) -> dict:
+        from components.pipeline import build_pipeline
         from dove_model.pipeline.retraining import run_pipeline
 
         root, params_file, kfp_host = _settings()
-        return run_pipeline(root, params_file, data_version, kfp_host)
+        return run_pipeline(root, params_file, data_version, kfp_host, build=build_pipeline)
 
     @task.short_circuit
     def gate_passed(result: dict) -> bool:
-        """Stop here (skip promote and roll-out) unless the recall gates passed."""
+        """Stop here (skip promote and roll-out) unless the register stage's gates passed."""
+        from dove_model.registry.gates import GateVerdict
+
         print(f"data version {result['data_version']}: v{result['model_version']} {result['gate']}")
-        return result["gate"] == "passed"
+        return result["gate"] == GateVerdict.PASSED
 
     @task
     def promote(result: dict) -> list[str]:

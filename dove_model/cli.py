@@ -1,12 +1,15 @@
 """The ``dove`` command line: one sub-command per stage, each a thin shell over the library.
 
 Command modules live in ``dove_model/commands/`` (one per area) and import their heavy
-dependencies inside the command functions, so ``dove --help`` stays fast.
+dependencies inside the command functions, so ``dove --help`` stays fast. Command groups that
+live above the library (``dove pipeline``, in ``components/cli.py``) are found through the
+entry point group ``dove.commands`` (pyproject.toml): the library never imports them.
 """
 
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 import typer
 
@@ -28,8 +31,21 @@ def _root() -> None:
     """DOVE-Ops: train, gate, register and serve DOVE remote sensing image-text retrieval."""
 
 
+COMMAND_GROUP = "dove.commands"  # entry points: name = the group, value = a typer.Typer
+
+
+def add_command_groups(root: typer.Typer, group: str = COMMAND_GROUP) -> list[str]:
+    """Add every installed command group of ``group`` under its entry point name."""
+    names = []
+    for entry in sorted(entry_points(group=group), key=lambda e: e.name):
+        root.add_typer(entry.load(), name=entry.name)
+        names.append(entry.name)
+    return names
+
+
 for _module in (data, model, registry, serving, weights):
     _module.register(app)
+add_command_groups(app)
 
 
 @app.command("params")

@@ -1,4 +1,7 @@
-"""CLI commands: registry and pipeline area (register, promote, rollback, champion, pipeline)."""
+"""CLI commands: the registry (register, promote, rollback, champion).
+
+``dove pipeline`` lives with the pipeline it runs, in ``components/cli.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,6 @@ import typer
 
 from dove_model.commands.options import DEFAULT_PARAMS, ParamsOption
 
-pipeline_app = typer.Typer(help="Compile, run locally or submit the KFP v2 pipeline.")
-
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
@@ -18,7 +19,6 @@ def register(app: typer.Typer) -> None:
     app.command("promote")(promote_command)
     app.command("rollback")(rollback_command)
     app.command("champion")(champion_command)
-    app.add_typer(pipeline_app, name="pipeline")
 
 
 def register_command(
@@ -44,14 +44,16 @@ def register_command(
 ) -> None:
     """Log the run and the pyfunc to MLflow, register it as challenger, promote if gated."""
     from dove_model.config import load_params
+    from dove_model.data.prepare import dataset_dir_or_prepared
     from dove_model.pipeline.run import pipeline_data_version
     from dove_model.registry import detect_data_version
     from dove_model.registry import register as register_model
+    from dove_model.training.train import trained_model_dir
 
     params = load_params(params_file)
-    dataset = dataset_dir or Path(params.data.prepared_dir) / params.data.name
+    dataset = dataset_dir_or_prepared(params.data, dataset_dir)
     result = register_model(
-        model_dir or Path(params.train.out_dir) / "model",
+        model_dir or trained_model_dir(params.train.out_dir),
         metrics or Path(params.evaluate.out_file),
         params,
         detect_data_version(dataset),
@@ -105,46 +107,3 @@ def champion_command(params_file: ParamsOption = DEFAULT_PARAMS) -> None:
     for alias, version in alias_state(params).items():
         typer.echo(f"{alias}: {'v' + version if version else '(none)'}")
     typer.echo(f"uri: {champion_uri(params)}")
-
-
-@pipeline_app.command("compile")
-def pipeline_compile(
-    params_file: ParamsOption = DEFAULT_PARAMS,
-    out: Annotated[
-        Path | None, typer.Option(help="Output YAML (default: pipeline.compiled_file).")
-    ] = None,
-) -> None:
-    """Compile the KFP v2 pipeline to YAML (commit the result)."""
-    from dove_model.config import load_params
-    from dove_model.pipeline.compile import compile_pipeline
-
-    params = load_params(params_file)
-    path = compile_pipeline(params, out or Path(params.pipeline.compiled_file))
-    typer.echo(f"compiled {path}")
-
-
-@pipeline_app.command("run")
-def pipeline_run(
-    params_file: ParamsOption = DEFAULT_PARAMS,
-    local: Annotated[
-        bool, typer.Option("--local", help="Run with KFP's local SubprocessRunner.")
-    ] = False,
-    host: Annotated[str | None, typer.Option(help="KFP endpoint to submit to.")] = None,
-    data_version: Annotated[
-        str | None, typer.Option(help="Data version (default: detected from the dataset).")
-    ] = None,
-) -> None:
-    """Run the pipeline locally for real, or submit it to a KFP endpoint."""
-    from dove_model.config import load_params
-    from dove_model.errors import DoveError
-    from dove_model.pipeline.run import run_local, submit
-
-    if local == (host is not None):
-        raise DoveError("dove pipeline run: give exactly one of --local or --host URL")
-    params = load_params(params_file)
-    if local:
-        outcome = run_local(params, params_file, data_version=data_version)
-        typer.echo(outcome.summary())
-    else:
-        run_id = submit(params, params_file, host or "", data_version=data_version)
-        typer.echo(f"submitted run {run_id} to {host}")

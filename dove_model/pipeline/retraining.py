@@ -2,6 +2,7 @@
 
 Each function is idempotent: the registry is the record of what already happened, keyed by
 the data version the run was asked for (tag ``pipeline_data_version`` on the model version).
+The gate is read from the registry (the register stage's verdict), never re-applied here.
 """
 
 from __future__ import annotations
@@ -10,10 +11,15 @@ import contextlib
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dove_model.config import Params, load_params
 from dove_model.errors import DoveError
-from dove_model.registry.register import RUN_KEY_TAG
+from dove_model.registry.gates import GateVerdict
+from dove_model.registry.register import GATE_TAG, RUN_KEY_TAG
+
+if TYPE_CHECKING:
+    from dove_model.pipeline.run import PipelineBuilder
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +29,12 @@ class VersionGate:
     """The model version a pipeline run registered for one data version, and its gate."""
 
     data_version: str
-    model_version: str | None
-    gate: str  # passed | failed | missing (nothing registered: floors failed)
+    model_version: str | None  # None: nothing registered for this data version yet
+    gate: GateVerdict | None  # the register stage's verdict (tag ``gate``)
 
     def as_dict(self) -> dict[str, str | None]:
-        return asdict(self)
+        """Plain strings (an Airflow XCom): the gate as its value, ``None`` when missing."""
+        return asdict(self) | {"gate": self.gate.value if self.gate else None}
 
 
 def _params(project_root: str, params_file: str) -> tuple[Params, Path]:
@@ -54,34 +61,50 @@ def find_registered(params: Params, root: Path, data_version: str) -> VersionGat
     query = f"name = '{name}' and tag.{RUN_KEY_TAG} = '{data_version}'"
     found = client.search_model_versions(query)
     if not found:
-        return VersionGate(data_version, None, "missing")
+        return VersionGate(data_version, None, None)
     newest = max(found, key=lambda v: int(v.version))
-    return VersionGate(data_version, str(newest.version), newest.tags.get("gate", "missing"))
+    tag = newest.tags.get(GATE_TAG)
+    gate = GateVerdict(tag) if tag in set(GateVerdict) else None
+    return VersionGate(data_version, str(newest.version), gate)
+
+
+def _run_on_endpoint(
+    params: Params, root: Path, params_file: str, data_version: str, host: str
+) -> None:
+    """Submit the compiled pipeline to ``host`` and wait for it to finish."""
+    import kfp
+
+    from dove_model.pipeline.run import submit
+
+    run_id = submit(params, root / params_file, host, data_version=data_version, root=root)
+    run = kfp.Client(host=host).wait_for_run_completion(run_id, timeout=24 * 3600)
+    if str(run.state).upper() not in ("SUCCEEDED", "SKIPPED"):
+        raise DoveError(f"KFP run {run_id} on {host} ended in state {run.state}")
 
 
 def run_pipeline(
-    project_root: str, params_file: str, data_version: str, kfp_host: str | None = None
+    project_root: str,
+    params_file: str,
+    data_version: str,
+    kfp_host: str | None = None,
+    *,
+    build: PipelineBuilder | None = None,
 ) -> dict[str, str | None]:
-    """Run the KFP pipeline (the endpoint when given, else locally) unless a model version
-    for this data version is already registered."""
+    """Run the KFP pipeline (the endpoint when given, else locally with the pipeline that
+    ``build`` makes) unless a model version for this data version is already registered."""
     params, root = _params(project_root, params_file)
     done = find_registered(params, root, data_version)
     if done.model_version is not None:
         log.info("data version %s: v%s exists, not re-running", data_version, done.model_version)
         return done.as_dict()
     if kfp_host:
-        import kfp
-
-        from dove_model.pipeline.run import submit
-
-        run_id = submit(params, root / params_file, kfp_host, data_version=data_version, root=root)
-        run = kfp.Client(host=kfp_host).wait_for_run_completion(run_id, timeout=24 * 3600)
-        if str(run.state).upper() not in ("SUCCEEDED", "SKIPPED"):
-            raise DoveError(f"KFP run {run_id} on {kfp_host} ended in state {run.state}")
+        _run_on_endpoint(params, root, params_file, data_version, kfp_host)
+    elif build is None:
+        raise DoveError("a local pipeline run needs the pipeline builder (components.pipeline)")
     else:
         from dove_model.pipeline.run import run_local
 
-        run_local(params, root / params_file, data_version=data_version, root=root)
+        run_local(build, params, root / params_file, data_version=data_version, root=root)
     return find_registered(params, root, data_version).as_dict()
 
 
@@ -96,13 +119,14 @@ def promote_if_gated(project_root: str, params_file: str, model_version: str) ->
 def roll_service(project_root: str, params_file: str) -> dict[str, str]:
     """Import the champion into the BentoML store and rebuild the index with it: the service
     serves this on its next (rolling) restart."""
+    from dove_model.data.manifest import MANIFEST_FILE
     from dove_model.data.prepare import prepare, prepared_dataset_dir
     from dove_model.serving.deploy import deploy
 
     params, root = _params(project_root, params_file)
     with contextlib.chdir(root):  # params hold paths relative to the project
         dataset = prepared_dataset_dir(params.data)
-        if not (dataset / "manifest.parquet").is_file():
+        if not (dataset / MANIFEST_FILE).is_file():
             dataset = prepare(params, progress=False)
         deployment = deploy(params, dataset.resolve(), root=root, progress=False)
     return {"model_tag": deployment.model.tag, "index_dir": str(deployment.index_dir)}

@@ -1,4 +1,8 @@
-"""Run the KFP pipeline: locally with KFP's SubprocessRunner, or submitted to an endpoint."""
+"""Run the KFP pipeline: locally with KFP's SubprocessRunner, or submitted to an endpoint.
+
+The pipeline itself is built in ``components/`` (a layer above the library): ``run_local``
+takes its builder as an argument, and ``submit`` sends the compiled YAML.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,22 @@ import hashlib
 import json
 import os
 import re
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from dove_model.config import Params
-from dove_model.errors import DoveError, GateFailed
+from dove_model.config import Params, PipelineParams
+from dove_model.errors import DoveError
+from dove_model.pipeline.failures import read_failures
+from dove_model.registry.gates import GateVerdict
 from dove_model.registry.tracking import TRACKING_ENV, resolve_tracking_uri
 
-ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
+ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")  # KFP colours its log lines
+
+# What builds the KFP pipeline function: ``components.pipeline.build_pipeline``. The library
+# takes it as an argument so that it never imports the top-level ``components`` package.
+PipelineBuilder = Callable[[PipelineParams], Any]
 
 
 def pipeline_data_version(params: Params, root: Path | None = None) -> str:
@@ -52,16 +62,19 @@ def _tracking_env(params: Params, root: Path) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class LocalRun:
-    """The outcome of a local pipeline run."""
+    """The outcome of a local pipeline run: what its register task recorded."""
 
     data_version: str
-    gate: str  # the evaluation floors: passed | failed
-    promoted: bool
     registration: dict | None
     outputs_root: Path
 
+    @property
+    def verdict(self) -> GateVerdict:
+        """``passed`` when the registered version became champion."""
+        return GateVerdict.of(bool(self.registration and self.registration.get("promoted")))
+
     def summary(self) -> str:
-        lines = [f"pipeline finished: data version {self.data_version}, floors {self.gate}"]
+        lines = [f"pipeline finished: data version {self.data_version}, gate {self.verdict}"]
         if self.registration:
             reg = self.registration
             lines.append(f"registered {reg['model_uri']}: {reg['gate']}")
@@ -77,17 +90,36 @@ def _params_text(params_file: Path) -> str:
         raise DoveError(f"{params_file}: cannot read ({exc.strerror})") from None
 
 
+def _run_dirs(outputs_root: Path) -> set[Path]:
+    return {p for p in outputs_root.iterdir() if p.is_dir()} if outputs_root.is_dir() else set()
+
+
+def _new_run_dir(outputs_root: Path, before: set[Path]) -> Path:
+    """The folder KFP's local runner made for this run (the newest new one)."""
+    new = _run_dirs(outputs_root) - before
+    return max(new, key=lambda p: p.stat().st_mtime) if new else outputs_root
+
+
+def _failure(run_dir: Path, exc: RuntimeError) -> DoveError:
+    """The error a failed run stands for: the one its failed task recorded, with that task's
+    exception class (a failed data gate stays GateFailed); else a DoveError naming the run."""
+    recorded = read_failures(run_dir)
+    if recorded:
+        return recorded[0].error()
+    return DoveError(f"{run_dir}: the pipeline failed ({ANSI_CODES.sub('', str(exc))})")
+
+
 def run_local(
+    build: PipelineBuilder,
     params: Params,
     params_file: Path,
     *,
     data_version: str | None = None,
     root: Path | None = None,
 ) -> LocalRun:
-    """Execute the pipeline for real with ``kfp.local.SubprocessRunner`` in this venv."""
+    """Execute the pipeline that ``build`` makes (``components.pipeline.build_pipeline``)
+    for real with ``kfp.local.SubprocessRunner`` in this venv."""
     from kfp import local
-
-    from components.pipeline import build_pipeline
 
     root = (root or Path.cwd()).resolve()
     version = data_version or pipeline_data_version(params, root)
@@ -97,27 +129,21 @@ def run_local(
         pipeline_root=str(outputs_root),
         raise_on_error=True,
     )
-    pipeline = build_pipeline(params.pipeline)
-    started = time.time()
+    pipeline = build(params.pipeline)
+    before = _run_dirs(outputs_root)
     with _tracking_env(params, root), contextlib.chdir(root):
         try:
             pipeline(data_version=version, params_yaml=_params_text(params_file))
-        except RuntimeError as exc:
-            message = ANSI_CODES.sub("", str(exc))
-            failed = GateFailed if "'validate'" in message else DoveError
-            raise failed(f"{outputs_root}: {message}") from None
-    return _collect(version, outputs_root, started)
+        except RuntimeError as exc:  # KFP's local runner: a task failed
+            raise _failure(_new_run_dir(outputs_root, before), exc) from None
+    return _collect(version, _new_run_dir(outputs_root, before))
 
 
-def _collect(version: str, outputs_root: Path, started: float) -> LocalRun:
+def _collect(version: str, run_dir: Path) -> LocalRun:
     """Read what this run left: the registration summary, if register ran."""
-    runs = [p for p in outputs_root.glob("*/") if p.stat().st_mtime >= started - 1]
-    latest = max(runs, key=lambda p: p.stat().st_mtime) if runs else outputs_root
-    found = sorted(latest.glob("register/registration"))
+    found = sorted(run_dir.glob("register/registration"))
     registration = json.loads(found[0].read_text(encoding="utf-8")) if found else None
-    gate = "passed" if registration is not None else "failed"
-    promoted = bool(registration and registration.get("promoted"))
-    return LocalRun(version, gate, promoted, registration, latest)
+    return LocalRun(version, registration, run_dir)
 
 
 def submit(

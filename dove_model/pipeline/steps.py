@@ -3,7 +3,12 @@ plumbing between KFP artifact paths and the canonical layout.
 
 Every step takes ``params_yaml``, the text of params.yaml (empty: the params.yaml in the
 working directory, i.e. the one baked into the image), so a run is reproducible from its
-pipeline arguments alone.
+pipeline arguments alone. Each step records a DoveError it raises (``failures.py``), so the
+orchestrator re-raises it with its own class.
+
+No step applies a gate: ``register_step`` always registers the version (alias
+``challenger``) and the register stage decides whether it becomes champion; its return
+value (a :class:`~dove_model.registry.gates.GateVerdict`) only says whether to deploy.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ import yaml
 from dove_model.atomic import write_text
 from dove_model.config import Params, load_params, parse_params
 from dove_model.errors import GateFailed
+from dove_model.pipeline.failures import recorded_failure
 
-GATE_PASSED = "passed"
-GATE_FAILED = "failed"
+DATA_VERSION_FILE = "data_version.txt"  # in the Dataset artifact: the run's data version
 
 
 def load_step_params(params_yaml: str, **data_overrides: Any) -> Params:
@@ -47,9 +52,10 @@ def prepare_step(params_yaml: str, data_version: str, dataset_path: str) -> Path
     """Prepare the dataset into the artifact folder; records the requested data version."""
     from dove_model.data.prepare import prepare
 
-    params = load_step_params(params_yaml, prepared_dir=str(dataset_path))
-    folder = prepare(params, progress=False)
-    write_text(Path(dataset_path) / "data_version.txt", data_version + "\n")
+    with recorded_failure(dataset_path):
+        params = load_step_params(params_yaml, prepared_dir=str(dataset_path))
+        folder = prepare(params, progress=False)
+        write_text(Path(dataset_path) / DATA_VERSION_FILE, data_version + "\n")
     return folder
 
 
@@ -61,59 +67,74 @@ def _summary_html(summary: dict[str, Any]) -> str:
     return f"<html><body><h1>Data validation</h1><table>{rows}</table></body></html>"
 
 
-def validate_step(params_yaml: str, dataset_path: str, report_path: str, report_dir: str) -> bool:
-    """Run the Great Expectations suites; a critical failure raises and stops the pipeline.
+def _report_page(report_dir: Path) -> str:
+    """The Data Docs index page where there is one, else a table of the summary."""
+    from dove_model.quality.validate import SUMMARY_FILE
 
-    ``report_path`` (the KFP HTML artifact) gets the Data Docs index page where there is one,
-    else a table of the summary; ``report_dir`` keeps the whole report for the register step.
-    """
-    from dove_model.quality.validate import validate
-
-    params = load_step_params(params_yaml)
-    result = validate(dataset_dir(params, dataset_path), params, Path(report_dir))
-    index = next(iter(sorted(Path(report_dir).glob("data_docs/**/index.html"))), None)
-    summary_file = Path(report_dir) / "summary.json"
+    index = next(iter(sorted(report_dir.glob("data_docs/**/index.html"))), None)
+    if index is not None:
+        return index.read_text(encoding="utf-8")
+    summary_file = report_dir / SUMMARY_FILE
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    page = index.read_text(encoding="utf-8") if index else _summary_html(summary)
-    write_text(report_path, page)
-    if not result.passed:
-        raise GateFailed(f"{summary_file}: a critical data expectation failed; pipeline stopped")
+    return _summary_html(summary)
+
+
+def validate_step(params_yaml: str, dataset_path: str, report_path: str, report_dir: str) -> bool:
+    """Run the Great Expectations suites; a critical failure raises GateFailed (recorded, so
+    the run fails with that class) and stops the pipeline.
+
+    ``report_path`` (the KFP HTML artifact) gets the report page; ``report_dir`` keeps the
+    whole report for the register step.
+    """
+    from dove_model.quality.validate import SUMMARY_FILE, validate
+
+    with recorded_failure(report_path):
+        params = load_step_params(params_yaml)
+        result = validate(dataset_dir(params, dataset_path), params, Path(report_dir))
+        write_text(report_path, _report_page(Path(report_dir)))
+        if not result.passed:
+            raise GateFailed(
+                f"{Path(report_dir) / SUMMARY_FILE}: a critical data expectation failed; "
+                "pipeline stopped"
+            )
     return True
 
 
 def train_step(params_yaml: str, dataset_path: str, model_path: str) -> Path:
-    """Train into the Model artifact folder (``model/``, ``history.json``, checkpoints).
+    """Train into the Model artifact folder (the model directory, history, checkpoints).
 
     A retry of the task finds the checkpoints in the same folder and resumes."""
-    from dove_model.training.train import train
+    from dove_model.training.train import train, trained_model_dir
 
-    params = load_step_params(params_yaml)
-    train(dataset_dir(params, dataset_path), params, Path(model_path))
-    return Path(model_path) / "model"
+    with recorded_failure(model_path):
+        params = load_step_params(params_yaml)
+        train(dataset_dir(params, dataset_path), params, Path(model_path))
+    return trained_model_dir(model_path)
 
 
 def evaluate_step(
     params_yaml: str, dataset_path: str, model_path: str, metrics_path: str, kfp_metrics: Any
-) -> str:
-    """Evaluate on the test split; log the recalls to the KFP Metrics artifact and return
-    whether the absolute floors (``register.gates.min_metrics``) pass."""
+) -> None:
+    """Evaluate on the test split and log the recalls to the KFP Metrics artifact. The gates
+    are the register step's business (docs/pipeline.md, "Aliases and gates")."""
     from dove_model.evaluation.evaluate import evaluate
-    from dove_model.registry.gates import check_gates
+    from dove_model.training.train import trained_model_dir
 
-    params = load_step_params(params_yaml)
-    metrics = evaluate(
-        Path(model_path) / "model", dataset_dir(params, dataset_path), params, Path(metrics_path)
-    )
+    with recorded_failure(metrics_path):
+        params = load_step_params(params_yaml)
+        metrics = evaluate(
+            trained_model_dir(model_path),
+            dataset_dir(params, dataset_path),
+            params,
+            Path(metrics_path),
+        )
     for key, value in metrics.items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             kfp_metrics.log_metric(key, float(value))
-    decision = check_gates(metrics, params.register_.gates)
-    print(decision.summary())
-    return GATE_PASSED if decision.passed else GATE_FAILED
 
 
 def _requested_version(dataset_path: str) -> str | None:
-    marker = Path(dataset_path) / "data_version.txt"
+    marker = Path(dataset_path) / DATA_VERSION_FILE
     return marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
 
 
@@ -125,33 +146,39 @@ def register_step(
     validation_dir: str,
     registration_path: str,
 ) -> str:
-    """Register as challenger; promote to champion if the gates pass against the champion."""
+    """Register the model (alias challenger) whatever its recalls; the register stage makes
+    it champion if the gates pass. Returns the verdict: ``passed`` when it became champion."""
     from dove_model.registry import detect_data_version, register
+    from dove_model.registry.gates import GateVerdict
+    from dove_model.training.train import HISTORY_FILE, trained_model_dir
 
-    params = load_step_params(params_yaml)
-    data = dataset_dir(params, dataset_path)
-    result = register(
-        Path(model_path) / "model",
-        Path(metrics_path),
-        params,
-        detect_data_version(data),
-        dataset_dir=data,
-        history_file=Path(model_path) / "history.json",
-        validation_dir=Path(validation_dir) if validation_dir else None,
-        out_file=Path(registration_path),
-        run_key=_requested_version(dataset_path),
-    )
+    with recorded_failure(registration_path):
+        params = load_step_params(params_yaml)
+        data = dataset_dir(params, dataset_path)
+        result = register(
+            trained_model_dir(model_path),
+            Path(metrics_path),
+            params,
+            detect_data_version(data),
+            dataset_dir=data,
+            history_file=Path(model_path) / HISTORY_FILE,
+            validation_dir=Path(validation_dir) if validation_dir else None,
+            out_file=Path(registration_path),
+            run_key=_requested_version(dataset_path),
+        )
     print(result.to_json())
-    return GATE_PASSED if result.promoted else GATE_FAILED
+    return GateVerdict.of(result.promoted).value
 
 
 def deploy_step(params_yaml: str, dataset_path: str, index_path: str) -> str:
     """Import the champion into the BentoML store and index the dataset's images with it."""
     from dove_model.serving.deploy import deploy
 
-    params = load_step_params(params_yaml)
-    staging = Path(index_path)
-    shutil.rmtree(staging, ignore_errors=True)
-    source = dataset_dir(params, dataset_path)
-    deployment = deploy(params, source, index_dir=staging, progress=False)
+    with recorded_failure(index_path):
+        params = load_step_params(params_yaml)
+        staging = Path(index_path)
+        shutil.rmtree(staging, ignore_errors=True)
+        deployment = deploy(
+            params, dataset_dir(params, dataset_path), index_dir=staging, progress=False
+        )
     return deployment.model.tag

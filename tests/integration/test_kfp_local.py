@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dove_model.config import Params, load_params
+from dove_model.registry.gates import GateVerdict
 from dove_model.testing.smoke import write_smoke_project
 
 DOVE = str(Path(sys.executable).with_name("dove"))
@@ -68,8 +69,10 @@ def test_each_task_left_its_typed_artifacts(local_run) -> None:
     assert (run_dir / "train" / "model" / "model" / "model.safetensors").is_file()
     metrics = json.loads((run_dir / "evaluate" / "metrics_json").read_text())
     assert {"i2t_r1", "t2i_r10", "mR"} <= set(metrics)
-    outputs = json.loads((run_dir / "evaluate" / "executor_output.json").read_text())
-    assert outputs["parameterValues"]["Output"] == "passed"
+    evaluated = json.loads((run_dir / "evaluate" / "executor_output.json").read_text())
+    assert "Output" not in evaluated.get("parameterValues", {})  # evaluate applies no gate
+    registered = json.loads((run_dir / "register" / "executor_output.json").read_text())
+    assert registered["parameterValues"]["Output"] == GateVerdict.PASSED
     registration = json.loads((run_dir / "register" / "registration").read_text())
     assert registration["promoted"] and registration["version"] == "1"
     assert any((run_dir / "deploy" / "index").iterdir())

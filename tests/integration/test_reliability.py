@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from dove_model.config import Params, load_params
+from dove_model.errors import GateFailed
 from dove_model.registry import DataVersion, alias_state, register
 from dove_model.registry.tracking import resolve_tracking_uri
 from dove_model.testing.smoke import write_smoke_project
@@ -64,8 +65,9 @@ def test_critical_data_gate_failure_stops_the_pipeline(tmp_path: Path) -> None:
         text=True,
         timeout=600,
     )
-    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "Inner task failed: 'validate'" in done.stderr
+    # the validate task's GateFailed, re-raised with its class: exit code 1, not 2
+    assert done.returncode == GateFailed.exit_code, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "error: validate: " in done.stderr and "critical data expectation" in done.stderr
     runs = list((tmp_path / params.pipeline.local_root).iterdir())
     assert len(runs) == 1
     assert {p.name for p in runs[0].iterdir()} <= {"prepare", "validate"}  # no train

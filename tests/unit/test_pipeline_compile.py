@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from components.compile import compile_to_text
 from dove_model.config import load_params
-from dove_model.pipeline.compile import compile_to_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,14 +63,16 @@ def test_typed_artifacts_and_the_data_version_parameter() -> None:
     assert artifact_types[("comp-evaluate", "metrics")] == "system.Metrics"
 
 
-def test_register_and_deploy_run_only_under_the_gates() -> None:
+def test_register_always_runs_and_only_deploy_waits_for_its_verdict() -> None:
+    """The gate policy is the register stage's: no task compares a metric with a floor, the
+    register task runs whatever the recalls, and deploy runs only if it promoted."""
     _, spec = _compiled()
     root_tasks = spec["root"]["dag"]["tasks"]
-    assert {"register", "deploy"}.isdisjoint(root_tasks)
-    floors = root_tasks["condition-1"]["triggerPolicy"]["condition"]
-    assert "evaluate-Output" in floors and "passed" in floors
-    inner = spec["components"]["comp-condition-1"]["dag"]["tasks"]
-    assert "register" in inner
-    promoted = inner["condition-2"]["triggerPolicy"]["condition"]
-    assert "register-Output" in promoted
-    assert "deploy" in spec["components"]["comp-condition-2"]["dag"]["tasks"]
+    assert {"prepare", "validate", "train", "evaluate", "register"} <= set(root_tasks)
+    assert "triggerPolicy" not in root_tasks["register"]
+    assert "parameters" not in spec["components"]["comp-evaluate"]["outputDefinitions"]
+    conditions = [name for name in root_tasks if name.startswith("condition-")]
+    assert conditions == ["condition-1"]
+    promoted = root_tasks["condition-1"]["triggerPolicy"]["condition"]
+    assert promoted == "inputs.parameter_values['pipelinechannel--register-Output'] == 'passed'"
+    assert set(spec["components"]["comp-condition-1"]["dag"]["tasks"]) == {"deploy"}
