@@ -7,16 +7,17 @@ Airflow runs in a subprocess with its own AIRFLOW_HOME (sqlite metadata, migrate
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from dove_model.testing import orchestrators
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DAGS = REPO_ROOT / "dags"
 PYTHON = sys.executable
-AIRFLOW = str(Path(PYTHON).with_name("airflow"))
 
 pytestmark = pytest.mark.integration
 
@@ -39,19 +40,11 @@ print(json.dumps({
 
 
 def airflow_env(home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env |= {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    }
-    return env
+    return orchestrators.airflow_env(home, DAGS)
 
 
 def test_dag_folder_imports_without_errors(tmp_path: Path) -> None:
-    script = f"DAGS_FOLDER = {str(REPO_ROOT / 'dags')!r}\n" + PARSE_SCRIPT
+    script = f"DAGS_FOLDER = {str(DAGS)!r}\n" + PARSE_SCRIPT
     done = subprocess.run(
         [PYTHON, "-c", script],
         env=airflow_env(tmp_path),
@@ -77,7 +70,7 @@ def test_dag_folder_imports_without_errors(tmp_path: Path) -> None:
 
 def test_parsing_the_dag_imports_no_heavy_library(tmp_path: Path) -> None:
     script = (
-        f"import sys; sys.path.insert(0, {str(REPO_ROOT / 'dags')!r}); import dove_retraining; "
+        f"import sys; sys.path.insert(0, {str(DAGS)!r}); import dove_retraining; "
         "heavy = [m for m in ('torch', 'mlflow', 'kfp', 'bentoml', 'dove_model') "
         "if m in sys.modules]; print(heavy)"
     )
@@ -92,32 +85,6 @@ def test_parsing_the_dag_imports_no_heavy_library(tmp_path: Path) -> None:
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-DAG_TEST_SCRIPT = """
-import json, sys
-from airflow.dag_processing.dagbag import DagBag
-dag = DagBag(dag_folder=sys.argv[1]).dags["dove_retraining"]
-conf = {"project_root": sys.argv[2], "params_file": "params.yaml", "kfp_host": ""}
-run = dag.test(run_conf=conf)
-states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-print("RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
-"""
-
-
-def _dag_test(home: Path, project: Path) -> dict:
-    env = airflow_env(home) | {"BENTOML_HOME": str(project / "bentoml_home")}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run(
-        [PYTHON, "-c", DAG_TEST_SCRIPT, str(REPO_ROOT / "dags"), str(project)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stdout[-4000:] + done.stderr[-4000:]
-    return json.loads(lines[-1].removeprefix("RESULT "))
-
-
 @pytest.fixture(scope="module")
 def airflow_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     """A migrated sqlite Airflow home, a smoke project, and the first dag.test() result."""
@@ -126,14 +93,8 @@ def airflow_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     home = tmp_path_factory.mktemp("airflow-home")
     project = tmp_path_factory.mktemp("airflow-project")
     write_smoke_project(project)
-    subprocess.run(
-        [AIRFLOW, "db", "migrate"],
-        env=airflow_env(home),
-        capture_output=True,
-        timeout=300,
-        check=True,
-    )
-    return home, project, _dag_test(home, project)
+    orchestrators.migrate_airflow(home, DAGS)
+    return home, project, orchestrators.dag_test(home, DAGS, project)
 
 
 def test_dag_test_runs_the_whole_dag_end_to_end(airflow_project) -> None:
