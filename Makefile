@@ -31,7 +31,9 @@ uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)" \
 	  || python3 -m pip install --quiet --user --break-system-packages "uv==$(UV_VERSION)"
 
-# The locked environment; re-synced only when the lock or the project changes.
+# The locked environment; re-synced only when the lock or the project changes. A change to
+# pyproject.toml re-installs the project itself, so its entry points (`dove`, and the
+# `dove pipeline` group in components/cli.py) follow.
 $(VENV)/.synced: pyproject.toml uv.lock | uv
 	$(UV) sync --frozen --compile-bytecode
 	touch $@

@@ -35,10 +35,20 @@ COMMAND_GROUP = "dove.commands"  # entry points: name = the group, value = a typ
 
 
 def add_command_groups(root: typer.Typer, group: str = COMMAND_GROUP) -> list[str]:
-    """Add every installed command group of ``group`` under its entry point name."""
+    """Add every installed command group of ``group`` under its entry point name.
+
+    A group whose own package is not installed (an install from a wheel built without it)
+    is left out with a one-line warning, so every other command still works."""
     names = []
     for entry in sorted(entry_points(group=group), key=lambda e: e.name):
-        root.add_typer(entry.load(), name=entry.name)
+        try:
+            commands = entry.load()
+        except ModuleNotFoundError as exc:
+            if exc.name != entry.module.split(".")[0]:
+                raise
+            print(f"warning: no `dove {entry.name}`: {entry.value}: {exc}", file=sys.stderr)
+            continue
+        root.add_typer(commands, name=entry.name)
         names.append(entry.name)
     return names
 
