@@ -1,13 +1,15 @@
 """The DVC project files as a fresh clone sees them: none may be git-ignored, because DVC
-refuses an ignored ``dvc.lock`` (``make demo`` once failed on exactly that)."""
+refuses an ignored ``dvc.lock`` (``make demo`` once failed on exactly that), and no stage may
+need data a fresh clone does not have."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DVC_FILES = ["dvc.yaml", "dvc.lock", "data.dvc", ".dvc/config", ".dvcignore"]
@@ -23,3 +25,31 @@ def test_dvc_files_are_not_git_ignored(name: str) -> None:
         [git, "check-ignore", "--no-index", "-q", name], cwd=REPO_ROOT, check=False
     )
     assert done.returncode == 1, f"{name} is git-ignored: DVC cannot use it"
+
+
+def _inside(path: str, folder: str) -> bool:
+    return PurePosixPath(path) == PurePosixPath(folder) or PurePosixPath(folder) in (
+        PurePosixPath(path).parents
+    )
+
+
+def test_no_stage_depends_on_a_dvc_added_folder() -> None:
+    """A fresh clone has data.dvc but not its data: a stage that lists data.dvc's output (or a
+    path inside it) makes `dvc repro` stop at once with "missing data 'source': data". The
+    stage that needs the data renders or pulls it instead (docs/pipeline.md, "DVC")."""
+    tracked = [
+        out["path"]
+        for dvc_file in REPO_ROOT.glob("*.dvc")
+        if dvc_file.is_file()
+        for out in yaml.safe_load(dvc_file.read_text(encoding="utf-8"))["outs"]
+    ]
+    assert tracked, "data.dvc lists no output"
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    wrong = [
+        f"{name}: {dep} (in {folder}/, tracked by {folder}.dvc)"
+        for name, stage in stages.items()
+        for dep in stage.get("deps", [])
+        for folder in tracked
+        if _inside(dep, folder)
+    ]
+    assert not wrong, "\n".join(wrong)
