@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dove_model.config import Params, PipelineParams
-from dove_model.errors import DoveError
+from dove_model.errors import DataFormatError, DoveError
 from dove_model.pipeline.failures import read_failures
 from dove_model.registry.gates import GateVerdict
 from dove_model.registry.tracking import TRACKING_ENV, resolve_tracking_uri
@@ -32,15 +32,12 @@ PipelineBuilder = Callable[[PipelineParams], Any]
 def pipeline_data_version(params: Params, root: Path | None = None) -> str:
     """The data version to pass to a run: DVC's md5 of data.dvc where DVC tracks the data,
     else a hash of the data section (the synthetic data is a pure function of it)."""
-    import yaml
+    from dove_model.data.versioning import DATA_TARGET, data_version
 
     root = root or Path.cwd()
-    dvc_file = root / "data.dvc"
-    if dvc_file.is_file():
-        outs = (yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}).get("outs") or []
-        md5 = next((o.get("md5") for o in outs if isinstance(o, dict) and o.get("md5")), None)
-        if md5:
-            return str(md5)
+    if (root / f"{DATA_TARGET}.dvc").is_file():
+        with contextlib.suppress(DataFormatError):  # not a DVC file we can read: the params
+            return data_version(root)
     text = json.dumps(params.data.model_dump(mode="json"), sort_keys=True)
     return "params-" + hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
