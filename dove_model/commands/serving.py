@@ -1,4 +1,4 @@
-"""CLI commands: serving area (``dove index build``, ``dove deploy``, ``dove serve``)."""
+"""CLI commands: serving area (`dove index build` and `merge`, `dove deploy`, `dove serve`)."""
 
 from __future__ import annotations
 
@@ -45,22 +45,79 @@ def build_command(
         Path, typer.Option("--model-dir", "-m", help="Model directory that encodes the archive.")
     ],
     source: SourceOption = None,
-    out: IndexDirOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Index folder (default: index.out_dir); with --shard the shard folder "
+            "(default: <index.out_dir>-shards/shard-I-of-N).",
+        ),
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            help="I/N: encode only shard I (0-based) of N, chosen by a hash of the image id, "
+            "into a shard folder; combine the N shards with `dove index merge`.",
+        ),
+    ] = None,
     params_file: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
-    """Encode an image archive once (progress bar) into a FAISS index folder."""
+    """Encode an image archive once (progress bar) into a FAISS index folder, or one shard."""
     from dove_model.config import load_params
-    from dove_model.index import build_index, load_archive
+    from dove_model.index import build_index
 
     params = load_params(params_file)
+    if shard is not None:
+        _build_shard(model_dir, source or _default_source(params), params, out, shard)
+        return
     folder = build_index(
         model_dir, source or _default_source(params), params, out or Path(params.index.out_dir)
     )
+    _report_index(folder, params)
+
+
+def _build_shard(
+    model_dir: Path, source: Path, params: Params, out: Path | None, spec_text: str
+) -> None:
+    from dove_model.index.shards import ShardSpec, build_shard, read_shard
+
+    spec = ShardSpec.parse(spec_text)
+    out = out or Path(f"{params.index.out_dir}-shards") / spec.name
+    folder = build_shard(model_dir, source, params, out, spec)
+    meta = read_shard(folder).meta
+    typer.echo(
+        f"shard {spec.index}/{spec.count} {folder}: {meta['n_images']} images, "
+        f"{meta['n_captions']} captions, model {str(meta['model_fingerprint'])[:12]}"
+    )
+
+
+def _report_index(folder: Path, params: Params) -> None:
+    from dove_model.index import load_archive
+
     archive = load_archive(folder, params.index)
     typer.echo(
         f"index {folder}: {archive.n_images} images ({archive.meta['image_index']}), "
         f"{archive.n_captions} captions, model {archive.fingerprint[:12]}"
     )
+
+
+@index_app.command("merge")
+def merge_command(
+    shards: Annotated[
+        list[Path], typer.Argument(help="Shard folders written by `dove index build --shard`.")
+    ],
+    out: IndexDirOption = None,
+    params_file: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Check the shards (one model, no image twice, all N present) and write one index folder."""
+    from dove_model.config import load_params
+    from dove_model.index.shards import merge_shards
+
+    params = load_params(params_file)
+    folder = merge_shards(shards, params.index, out or Path(params.index.out_dir))
+    _report_index(folder, params)
 
 
 def deploy_command(
