@@ -1,4 +1,4 @@
-"""CLI commands: serving area (`dove index build` and `merge`, `dove deploy`, `dove serve`)."""
+"""CLI commands: serving area (`dove index build`, `merge`, `add`, `dove deploy`, `dove serve`)."""
 
 from __future__ import annotations
 
@@ -118,6 +118,43 @@ def merge_command(
     params = load_params(params_file)
     folder = merge_shards(shards, params.index, out or Path(params.index.out_dir))
     _report_index(folder, params)
+
+
+@index_app.command("add")
+def add_command(
+    model_dir: Annotated[
+        Path,
+        typer.Option("--model-dir", "-m", help="Model directory; must be the one that built it."),
+    ],
+    source: SourceOption = None,
+    index_dir: Annotated[
+        Path | None,
+        typer.Option("--index", help="Existing index folder (default: index.out_dir)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="New index folder (default: replace --index atomically)."),
+    ] = None,
+    params_file: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Update an index to its archive: encode only new images (by content hash), drop removed
+    ones, reuse the rest. Another model, or an index without hashes, needs `dove index build`."""
+    from dove_model.config import load_params
+    from dove_model.index.incremental import update_index
+
+    params = load_params(params_file)
+    report = update_index(
+        model_dir,
+        index_dir or Path(params.index.out_dir),
+        source or _default_source(params),
+        params,
+        out,
+    )
+    typer.echo(
+        f"added {report.added} images, removed {report.removed}, kept {report.kept} "
+        f"(encoded {report.added} images, {report.captions_encoded} caption texts)"
+    )
+    _report_index(report.folder, params)
 
 
 def deploy_command(

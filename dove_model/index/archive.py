@@ -6,7 +6,8 @@ Layout of an index folder (written atomically, read with memory maps)::
     images.faiss       global image embeddings V_M (candidate search, text -> image)
     captions.faiss     global caption embeddings T_G (candidate search, image -> text)
     v_m.npy v_mr.npy r.npy   per-image arrays for the ROAM re-rank, float16, (N, D)
-    images.parquet     row -> image_id, path (relative to meta.images_root), label
+    images.parquet     row -> image_id, path (relative to meta.images_root), label, sha256 (of
+                       the image file; `dove index add` matches on it; older indexes lack it)
     captions.parquet   row -> caption, image_row
 """
 

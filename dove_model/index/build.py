@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from tqdm import tqdm
 from dove_model.config import Params
 from dove_model.data.manifest import MANIFEST_FILE, read_manifest
 from dove_model.errors import DataFormatError
+from dove_model.hashing import sha256_file
 from dove_model.index.archive import write_archive
 from dove_model.index.encoder import Encoder, ImageArrays, as_image_arrays
 
@@ -27,9 +28,16 @@ class ArchiveSource:
     """What to index: image files (relative to ``root``) and the captions that describe them."""
 
     root: Path
-    images: pd.DataFrame  # image_id, path, label
+    images: pd.DataFrame  # image_id, path, label (+ sha256 after with_content_hashes)
     captions: pd.DataFrame  # caption, image_row
     kind: str  # "dataset" | "folder"
+
+
+def with_content_hashes(source: ArchiveSource) -> ArchiveSource:
+    """The source with each image's content hash (sha256 of the file's bytes): stored in the
+    index, it is what ``dove index add`` matches images on."""
+    hashes = [sha256_file(source.root / p) for p in source.images["path"]]
+    return replace(source, images=source.images.assign(sha256=np.array(hashes, dtype=object)))
 
 
 def resolve_source(source: Path | str, splits: Sequence[str] | None = None) -> ArchiveSource:
@@ -100,24 +108,28 @@ def _open_rgb(path: Path) -> Image.Image:
         raise DataFormatError(f"{path}: not a readable image ({exc})") from None
 
 
-def encode_archive(
-    encoder: Encoder, source: ArchiveSource, batch_size: int, *, progress: bool = True
-) -> tuple[ImageArrays, np.ndarray | None]:
-    """Image arrays for every image and global embeddings T_G for every caption."""
-    paths = [source.root / p for p in source.images["path"]]
+def encode_images(
+    encoder: Encoder, paths: Sequence[Path], batch_size: int, *, progress: bool = True
+) -> ImageArrays:
+    """Image arrays (float32) for the image files ``paths``, in order."""
     parts: list[ImageArrays] = []
     with tqdm(total=len(paths), desc="encode images", unit="img", disable=not progress) as bar:
         for chunk in _batches(paths, batch_size):
             parts.append(as_image_arrays(encoder.encode_images([_open_rgb(p) for p in chunk])))
             bar.update(len(chunk))
-    arrays = ImageArrays(
+    return ImageArrays(
         v_m=np.concatenate([p.v_m for p in parts]),
         v_mr=np.concatenate([p.v_mr for p in parts]),
         r=np.concatenate([p.r for p in parts]),
     )
-    texts = source.captions["caption"].tolist()
+
+
+def encode_captions(
+    encoder: Encoder, texts: Sequence[str], batch_size: int, *, progress: bool = True
+) -> np.ndarray | None:
+    """Global caption embeddings T_G (float32) for ``texts``; None when there are none."""
     if not texts:
-        return arrays, None
+        return None
     t_g: list[np.ndarray] = []
     for chunk in tqdm(
         list(_batches(texts, max(batch_size, 256))),
@@ -126,7 +138,17 @@ def encode_archive(
         disable=not progress,
     ):
         t_g.append(np.asarray(encoder.encode_texts(list(chunk)).t_g, dtype=np.float32))
-    return arrays, np.concatenate(t_g)
+    return np.concatenate(t_g)
+
+
+def encode_archive(
+    encoder: Encoder, source: ArchiveSource, batch_size: int, *, progress: bool = True
+) -> tuple[ImageArrays, np.ndarray | None]:
+    """Image arrays for every image and global embeddings T_G for every caption."""
+    paths = [source.root / p for p in source.images["path"]]
+    arrays = encode_images(encoder, paths, batch_size, progress=progress)
+    texts = source.captions["caption"].astype(str).tolist()
+    return arrays, encode_captions(encoder, texts, batch_size, progress=progress)
 
 
 def build_index_with(
@@ -139,7 +161,7 @@ def build_index_with(
     progress: bool = True,
 ) -> Path:
     """Encode ``source`` with ``encoder`` and write the index folder ``out_dir``."""
-    archive = resolve_source(source, params.index.splits)
+    archive = with_content_hashes(resolve_source(source, params.index.splits))
     arrays, caption_embeddings = encode_archive(
         encoder, archive, params.index.batch_size, progress=progress
     )

@@ -12,7 +12,8 @@ Layout of a shard folder (written atomically)::
     v_m.npy            global image embeddings, float32 (the vector index is built from them)
     v_mr.npy r.npy     per-image re-rank arrays, float16 (as the index folder stores them)
     t_g.npy            global caption embeddings, float32 (absent when there are no captions)
-    images.parquet     image_id, path, label, source_row (the image's row in the whole archive)
+    images.parquet     image_id, path, label, sha256 (of the file), source_row (the image's row
+                       in the whole archive)
     captions.parquet   caption, image_row (row in this shard), source_row
 """
 
@@ -34,7 +35,12 @@ from dove_model.atomic import atomic_dir
 from dove_model.config import IndexParams, Params
 from dove_model.errors import ConfigError
 from dove_model.index.archive import write_archive
-from dove_model.index.build import ArchiveSource, encode_archive, resolve_source
+from dove_model.index.build import (
+    ArchiveSource,
+    encode_archive,
+    resolve_source,
+    with_content_hashes,
+)
 from dove_model.index.encoder import Encoder, ImageArrays
 
 SHARD_FORMAT = 1
@@ -100,6 +106,7 @@ def build_shard_with(
     """Encode shard ``shard`` of ``source`` into the shard folder ``out_dir``."""
     archive = resolve_source(source, params.index.splits)
     sliced, image_rows, caption_rows = select_shard(archive, shard)
+    sliced = with_content_hashes(sliced)  # carried through the merge for `dove index add`
     if len(sliced.images):
         arrays, t_g = encode_archive(encoder, sliced, params.index.batch_size, progress=progress)
     else:  # a tiny archive split many ways: an empty shard still counts for the merge

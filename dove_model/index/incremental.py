@@ -1,0 +1,211 @@
+"""``dove index add``: bring an index up to date with its archive, encoding only new images.
+
+Images are matched by content (the sha256 of the image file, stored per image in
+``images.parquet``): an image whose hash the index already holds keeps its stored arrays, one
+whose hash it lacks is encoded, and an indexed image no longer in the archive is dropped.
+Caption embeddings depend on the text alone, so only caption texts the index lacks are
+encoded. Rows come out in the archive's own order and the vector indexes are rebuilt from the
+stored float32 embeddings (read back from the FAISS files), so the result is the index a full
+build of the grown archive writes, at the cost of hashing the files and encoding what is new.
+
+An index built by another model (fingerprint) or without per-image hashes (built before this
+command existed) is refused: it needs one full ``dove index build``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import pandas as pd
+
+from dove_model.config import Params
+from dove_model.errors import ConfigError
+from dove_model.index.archive import (
+    IMAGE_ARRAYS,
+    ArchiveIndex,
+    load_archive,
+    write_archive,
+)
+from dove_model.index.build import (
+    ArchiveSource,
+    encode_captions,
+    encode_images,
+    resolve_source,
+    with_content_hashes,
+)
+from dove_model.index.encoder import Encoder, ImageArrays
+
+
+class RebuildNeededError(ConfigError):
+    """The index cannot be updated in place: a full ``dove index build`` is needed."""
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What ``update_index_with`` did."""
+
+    folder: Path
+    added: int  # images encoded (content the index did not hold)
+    removed: int  # indexed images no longer in the archive
+    kept: int  # images whose stored arrays were reused
+    captions_encoded: int  # caption texts the index did not hold
+
+
+def check_updatable(archive: ArchiveIndex, fingerprint: str) -> None:
+    """Refuse another model's index and an index without per-image content hashes."""
+    if str(fingerprint) != archive.fingerprint:
+        raise RebuildNeededError(
+            f"{archive.folder}: index was built by model {archive.fingerprint[:12]}, the encoder "
+            f"is model {str(fingerprint)[:12]}; a model change needs a full rebuild "
+            "(`dove index build`)"
+        )
+    hashes = archive.images.get("sha256")
+    if hashes is None or hashes.isna().any():
+        raise RebuildNeededError(
+            f"{archive.folder}: index has no per-image content hashes (built before "
+            "`dove index add` existed); rebuild it once with `dove index build`, later updates "
+            "can then be incremental"
+        )
+
+
+def stored_embeddings(index: faiss.Index) -> np.ndarray:
+    """The float32 vectors a (flat, HNSW-flat or IVF-flat) FAISS index holds, row i = id i."""
+    if isinstance(index, faiss.IndexIVF):
+        index.make_direct_map()
+    if index.ntotal == 0:
+        return np.zeros((0, index.d), np.float32)
+    return np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
+
+
+def match_rows(indexed: pd.Series, archive: pd.Series) -> np.ndarray:
+    """For each archive hash, the index row holding that content, or -1 when it is new."""
+    row_of: dict[str, int] = {}
+    for row, digest in enumerate(indexed.astype(str)):
+        row_of.setdefault(digest, row)
+    return np.array([row_of.get(d, -1) for d in archive.astype(str)], dtype=np.int64)
+
+
+def _image_arrays(
+    archive: ArchiveIndex,
+    source: ArchiveSource,
+    old_rows: np.ndarray,
+    encoder: Encoder,
+    params: Params,
+    progress: bool,
+) -> ImageArrays:
+    """Stored arrays for known content, freshly encoded ones for new content, archive order."""
+    new = np.flatnonzero(old_rows < 0)
+    kept = np.flatnonzero(old_rows >= 0)
+    stored = {
+        "v_m": stored_embeddings(archive.image_index),  # float32, as a full build indexes them
+        "v_mr": archive.arrays.v_mr,
+        "r": archive.arrays.r,
+    }
+    dim = int(stored["v_m"].shape[1])
+    encoded = None
+    if len(new):
+        paths = [source.root / p for p in source.images["path"].iloc[new]]
+        encoded = encode_images(encoder, paths, params.index.batch_size, progress=progress)
+        dim = int(encoded.v_m.shape[1])
+    out = {}
+    for name in IMAGE_ARRAYS:
+        values = np.empty((len(old_rows), dim), np.float32)
+        values[kept] = np.asarray(stored[name][old_rows[kept]], dtype=np.float32)
+        if encoded is not None:
+            values[new] = getattr(encoded, name)
+        out[name] = values
+    return ImageArrays(**out)
+
+
+def _caption_embeddings(
+    archive: ArchiveIndex, source: ArchiveSource, encoder: Encoder, params: Params, progress: bool
+) -> tuple[np.ndarray | None, int]:
+    """T_G for every caption of ``source``: stored by text where the index has it, else encoded."""
+    texts = source.captions["caption"].astype(str).tolist()
+    if not texts:
+        return None, 0
+    row_of: dict[str, int] = {}
+    known = np.zeros((0, 0), np.float32)
+    if archive.caption_index is not None:
+        known = stored_embeddings(archive.caption_index)
+        for row, text in enumerate(archive.captions["caption"].astype(str)):
+            row_of.setdefault(text, row)
+    missing = list(dict.fromkeys(t for t in texts if t not in row_of))
+    fresh = encode_captions(encoder, missing, params.index.batch_size, progress=progress)
+    if fresh is not None:
+        known = fresh if not len(known) else np.concatenate([known, fresh])
+        offset = len(known) - len(fresh)
+        row_of.update({text: offset + i for i, text in enumerate(missing)})
+    return known[[row_of[t] for t in texts]], len(missing)
+
+
+def update_index_with(
+    encoder: Encoder,
+    index_dir: Path | str,
+    source: Path | str,
+    params: Params,
+    out_dir: Path | str | None = None,
+    *,
+    progress: bool = True,
+) -> UpdateReport:
+    """Write ``out_dir`` (default: replace ``index_dir``, atomically) for the archive ``source``,
+    encoding only images and caption texts ``index_dir`` does not hold."""
+    index_dir = Path(index_dir)
+    archive = load_archive(index_dir, params.index)
+    check_updatable(archive, encoder.fingerprint)
+    grown = with_content_hashes(resolve_source(source, params.index.splits))
+    old_rows = match_rows(archive.images["sha256"], grown.images["sha256"])
+    arrays = _image_arrays(archive, grown, old_rows, encoder, params, progress)
+    t_g, captions_encoded = _caption_embeddings(archive, grown, encoder, params, progress)
+    gone = ~archive.images["sha256"].astype(str).isin(set(grown.images["sha256"].astype(str)))
+    report = UpdateReport(
+        folder=Path(out_dir) if out_dir is not None else index_dir,
+        added=int((old_rows < 0).sum()),
+        removed=int(gone.sum()),
+        kept=int((old_rows >= 0).sum()),
+        captions_encoded=captions_encoded,
+    )
+    meta: dict[str, Any] = {
+        "model_fingerprint": archive.fingerprint,
+        "model": archive.meta.get("model", {}),
+        "images_root": str(grown.root),
+        "source_kind": grown.kind,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "incremental": {
+            "from": str(index_dir.resolve()),
+            "added": report.added,
+            "removed": report.removed,
+            "kept": report.kept,
+        },
+    }
+    write_archive(
+        report.folder,
+        arrays=arrays,
+        images=grown.images,
+        captions=grown.captions,
+        caption_embeddings=t_g,
+        params=params.index,
+        meta=meta,
+    )
+    return report
+
+
+def update_index(
+    model_dir: Path | str,
+    index_dir: Path | str,
+    source: Path | str,
+    params: Params,
+    out_dir: Path | str | None = None,
+    *,
+    progress: bool = True,
+) -> UpdateReport:
+    """``dove index add`` with the model in ``model_dir``."""
+    from dove_model.inference import DoveEncoder
+
+    encoder = DoveEncoder.from_dir(Path(model_dir), device="cpu")
+    return update_index_with(encoder, index_dir, source, params, out_dir, progress=progress)
