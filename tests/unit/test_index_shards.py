@@ -1,5 +1,6 @@
 """Sharded index builds (issue 14): shard membership by image id is stable, the merge refuses
-mixed models and duplicate ids, and a merged exact index equals a single-process build."""
+mixed models and duplicate ids, a merged exact index equals a single-process build, and a
+merged approximate index (IVF, HNSW) has the single build's recall against exact search."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import shutil
 import sys
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from dove_model.config import Params
+from dove_model.config import IndexParams, Params
 from dove_model.errors import ConfigError
 from dove_model.index import build_index_with, load_archive
 from dove_model.index.build import resolve_source
@@ -200,3 +202,71 @@ def test_cli_builds_shards_merges_and_refuses_with_exit_2(
     assert not (tmp_path / "x").exists()
     bad = ["--shard", "2/2", "-o", str(tmp_path / "bad")]
     assert dove("index", "build", "-m", str(model), "-s", str(dataset), *bad, *params) == 2
+
+
+# Approximate indexes: small enough to be fast, with settings that make them miss neighbours
+# (recall below 1), so the comparison means something. exact_max=10 makes choose_kind pick
+# the approximate kind at this size; IVF gets nlist = 400 // 39 = 10 lists, 2 probed.
+APPROXIMATE = {
+    "hnsw": IndexParams(exact_max=10, approximate="hnsw", hnsw_m=4, hnsw_ef_search=8),
+    "ivf": IndexParams(exact_max=10, approximate="ivf", ivf_nlist=16, ivf_nprobe=2),
+}
+RECALL_TOLERANCE = 0.05  # merged recall@10 within this of the single build's (issue 14)
+
+
+@pytest.fixture(scope="module")
+def larger(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DoveEncoder, dict]:
+    """400 images, their shards for N = 2 and 4 (the shards do not depend on the index kind)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("approximate")
+    dataset = synthetic_dataset(root / "ds", per_scene=100, size=64)
+    model = tiny_model_dir(root / "model", [c for _, c in SCENES.values()])
+    encoder = DoveEncoder.from_dir(model)
+    shards = {
+        count: [
+            build_shard_with(
+                encoder,
+                dataset,
+                Params(),
+                root / f"n{count}" / f"shard-{i}",
+                ShardSpec(i, count),
+                progress=False,
+            )
+            for i in range(count)
+        ]
+        for count in (2, 4)
+    }
+    return dataset, encoder, shards
+
+
+def recall_at_10(folder: Path, params: IndexParams) -> float:
+    """Mean recall@10 of the folder's image index against exact search over its own vectors,
+    every indexed image as a query."""
+    archive = load_archive(folder, params)
+    index = archive.image_index
+    assert archive.meta["image_index"] == params.approximate
+    if params.approximate == "ivf":
+        faiss.extract_index_ivf(index).make_direct_map()
+    vectors = index.reconstruct_n(0, index.ntotal)
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    _, truth = exact.search(vectors, 10)
+    _, found = index.search(vectors, 10)
+    return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+
+
+@pytest.mark.parametrize("kind", sorted(APPROXIMATE))
+def test_merged_approximate_index_keeps_the_single_builds_recall(
+    larger: tuple[Path, DoveEncoder, dict], tmp_path: Path, kind: str
+) -> None:
+    dataset, encoder, shards = larger
+    params = APPROXIMATE[kind]
+    single = build_index_with(
+        encoder, dataset, Params(index=params), tmp_path / "single", progress=False
+    )
+    expected = recall_at_10(single, params)
+    assert 0.5 < expected < 1.0  # approximate, and not broken
+    for count, folders in shards.items():
+        merged = merge_shards(folders, params, tmp_path / f"merged{count}")
+        assert load_archive(merged, params).n_images == 400
+        assert abs(recall_at_10(merged, params) - expected) <= RECALL_TOLERANCE, count

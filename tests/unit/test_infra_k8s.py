@@ -301,7 +301,8 @@ def test_serving_mounts_the_index_where_the_bento_looks_for_it(
     mounts = deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     index_mount = next(m for m in mounts if m["name"] == "index")
     assert index_mount["mountPath"] == index_dir and index_mount["readOnly"] is True
-    job = by_kind(rendered["jobs/index-build"], "Job")["dove-index-build"]
+    # the sharded build's merge writes the index (tests/unit/test_infra_index_job.py)
+    job = by_kind(rendered["jobs/index-build"], "Job")["dove-index-merge"]
     job_container = job["spec"]["template"]["spec"]["containers"][0]
     out = next(a for a in job_container["args"] if a.startswith("--out="))
     assert out.removeprefix("--out=").rsplit("/", 1)[-1] == index_mount["subPath"]
@@ -326,12 +327,3 @@ def test_pytorchjob_options_are_those_of_dove_train(rendered: dict[str, list[K8s
         args = replica["template"]["spec"]["containers"][0]["args"]
         train_args = args[args.index("train") + 1 :]
         assert {a.split("=", 1)[0] for a in train_args} <= known, known
-
-
-def test_index_job_options_are_those_of_dove_deploy(rendered: dict[str, list[K8sObject]]) -> None:
-    known = dove_command_options("deploy")
-    assert known is not None
-    job = by_kind(rendered["jobs/index-build"], "Job")["dove-index-build"]
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == ["dove", "deploy"]
-    assert {a.split("=", 1)[0] for a in container["args"]} <= known, known
