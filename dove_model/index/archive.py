@@ -133,17 +133,30 @@ def write_archive(
     return out_dir
 
 
-def read_meta(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / META_FILE
+def read_versioned_meta(
+    path: Path, *, missing: str, version_key: str, version: int, kind: str
+) -> dict[str, Any]:
+    """A folder's JSON metadata: present (else ``missing``), valid, of ``version``, and naming
+    the model that wrote it (index folders and shard folders share these checks)."""
     if not path.is_file():
-        raise ConfigError(f"{path}: index metadata not found (run `dove index build`)")
+        raise ConfigError(f"{path}: {missing}")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: not valid JSON") from None
-    if meta.get("format_version") != FORMAT_VERSION or "model_fingerprint" not in meta:
-        raise ConfigError(f"{path}: not an index of format version {FORMAT_VERSION}")
+    if meta.get(version_key) != version or "model_fingerprint" not in meta:
+        raise ConfigError(f"{path}: not {kind} of format version {version}")
     return meta
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    return read_versioned_meta(
+        Path(folder) / META_FILE,
+        missing="index metadata not found (run `dove index build`)",
+        version_key="format_version",
+        version=FORMAT_VERSION,
+        kind="an index",
+    )
 
 
 def load_archive(folder: Path | str, params: IndexParams) -> ArchiveIndex:

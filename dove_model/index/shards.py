@@ -34,7 +34,7 @@ import pandas as pd
 from dove_model.atomic import atomic_dir
 from dove_model.config import IndexParams, Params
 from dove_model.errors import ConfigError
-from dove_model.index.archive import write_archive
+from dove_model.index.archive import read_versioned_meta, write_archive
 from dove_model.index.build import (
     ArchiveSource,
     encode_archive,
@@ -172,15 +172,13 @@ class Shard:
 
 def read_shard(folder: Path | str) -> Shard:
     folder = Path(folder)
-    path = folder / SHARD_META
-    if not path.is_file():
-        raise ConfigError(f"{path}: not a shard folder (run `dove index build --shard I/N`)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON") from None
-    if meta.get("shard_format") != SHARD_FORMAT or "model_fingerprint" not in meta:
-        raise ConfigError(f"{path}: not a shard of format version {SHARD_FORMAT}")
+    meta = read_versioned_meta(
+        folder / SHARD_META,
+        missing="not a shard folder (run `dove index build --shard I/N`)",
+        version_key="shard_format",
+        version=SHARD_FORMAT,
+        kind="a shard",
+    )
     try:
         arrays = ImageArrays(*(np.load(folder / f"{n}.npy") for n in ("v_m", "v_mr", "r")))
     except FileNotFoundError as exc:
