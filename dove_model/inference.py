@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dove_model.config import ModelParams
 from dove_model.model.dove import DoveModel, ImageEmbeddings, TextEmbeddings
 from dove_model.model.io import load_model_dir, model_fingerprint
 from dove_model.model.preprocess import LEGACY, Preprocessing, images_to_tensor
@@ -54,6 +55,9 @@ class TextParts:
 class DoveEncoder:
     """A trained model directory, ready to encode images and captions and to score them."""
 
+    family = "dove"
+    single_stage = False  # the global index finds candidates, ROAM re-ranks them
+
     def __init__(
         self,
         model: DoveModel,
@@ -81,6 +85,10 @@ class DoveEncoder:
             Path(model_dir),
             loaded.preprocess,
         )
+
+    @property
+    def params(self) -> ModelParams:
+        return self.model.params
 
     @property
     def embed_dim(self) -> int:

@@ -20,12 +20,13 @@ from dove_model.atomic import write_text
 from dove_model.config import Params
 from dove_model.data.manifest import load_split
 from dove_model.device import resolve_device
+from dove_model.encoders import AnyEncoder, load_encoder
 from dove_model.evaluation.metrics import (
     random_chance_metrics,
     retrieval_metrics,
     tie_averaged_metrics,
 )
-from dove_model.inference import DoveEncoder, ImageParts, TextParts
+from dove_model.inference import ImageParts, TextParts
 from dove_model.model.preprocess import load_image
 from dove_model.model.visual import load_boxes_file
 
@@ -37,7 +38,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def two_stage_scores(
-    encoder: DoveEncoder, images: ImageParts, texts: TextParts, k: int
+    encoder: AnyEncoder, images: ImageParts, texts: TextParts, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(i2t, t2i) score matrices: ROAM on each query's global top-K, ``-inf`` elsewhere.
 
@@ -62,7 +63,7 @@ def two_stage_scores(
 
 
 def metrics_report(
-    encoder: DoveEncoder,
+    encoder: AnyEncoder,
     images: ImageParts,
     texts: TextParts,
     caption_image: np.ndarray,
@@ -105,8 +106,8 @@ def evaluate(
     cfg = params.evaluate
     split_name = split or cfg.split
     data = load_split(dataset_dir, split_name)
-    encoder = DoveEncoder.from_dir(model_dir, resolve_device(params.train.device))
-    boxes_file = encoder.model.params.boxes_file
+    encoder = load_encoder(model_dir, resolve_device(params.train.device))
+    boxes_file = encoder.params.boxes_file
     all_boxes = load_boxes_file(boxes_file, data.image_ids) if boxes_file else None
     batch = 32
     parts = []

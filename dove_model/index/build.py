@@ -193,9 +193,9 @@ def build_index(
     progress: bool = True,
 ) -> Path:
     """The deploy stage's index step (docs/contracts.md section 2)."""
-    from dove_model.inference import DoveEncoder
+    from dove_model.encoders import load_encoder
 
-    encoder = DoveEncoder.from_dir(Path(model_dir), device="cpu")
+    encoder = load_encoder(Path(model_dir), device="cpu")
     return build_index_with(
         encoder,
         dataset_dir_or_folder,

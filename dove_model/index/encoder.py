@@ -32,10 +32,22 @@ class ImageArrays:
 
 
 class Encoder(Protocol):
-    """What DoveEncoder offers (docs/contracts.md section 3)."""
+    """What DoveEncoder and DualEncoder offer (docs/contracts.md section 3)."""
+
+    family: str  # "dove" | "dual"
+    single_stage: bool  # True: the global vectors are the whole score (no re-rank)
 
     @property
     def fingerprint(self) -> str: ...
+
+    @property
+    def params(self) -> Any: ...
+
+    def global_score(self, images: Any, texts: Any) -> np.ndarray: ...
+
+    def score_pairs(
+        self, images: Any, texts: Any, image_index: np.ndarray, text_index: np.ndarray
+    ) -> np.ndarray: ...
 
     def encode_images(self, images: list[Image.Image]) -> Any: ...
 

@@ -205,7 +205,7 @@ def update_index(
     progress: bool = True,
 ) -> UpdateReport:
     """``dove index add`` with the model in ``model_dir``."""
-    from dove_model.inference import DoveEncoder
+    from dove_model.encoders import load_encoder
 
-    encoder = DoveEncoder.from_dir(Path(model_dir), device="cpu")
+    encoder = load_encoder(Path(model_dir), device="cpu")
     return update_index_with(encoder, index_dir, source, params, out_dir, progress=progress)

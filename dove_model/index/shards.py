@@ -150,9 +150,9 @@ def build_shard(
     progress: bool = True,
 ) -> Path:
     """``dove index build --shard I/N``: one shard with the model in ``model_dir``."""
-    from dove_model.inference import DoveEncoder
+    from dove_model.encoders import load_encoder
 
-    encoder = DoveEncoder.from_dir(Path(model_dir), device="cpu")
+    encoder = load_encoder(Path(model_dir), device="cpu")
     return build_shard_with(
         encoder, source, params, out_dir, shard, model_info=model_info, progress=progress
     )

@@ -33,3 +33,27 @@ class ProjectionHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.mlp((features - self.mean) / self.std)
+
+
+class DualHeads(nn.Module):
+    """The trained part of a dual model: two projection heads and the temperature."""
+
+    def __init__(
+        self, image_head: ProjectionHead, text_head: ProjectionHead, logit_scale: nn.Parameter
+    ) -> None:
+        super().__init__()
+        self.image_head = image_head
+        self.text_head = text_head
+        self.logit_scale = logit_scale
+
+
+def new_dual_heads(
+    image_dim: int, text_dim: int, embed_dim: int, hidden: int, dropout: float
+) -> DualHeads:
+    """Freshly initialised heads (CLIP's initial temperature)."""
+    from dove_model.model.dual_loss import initial_logit_scale
+
+    def head(in_dim: int) -> ProjectionHead:
+        return ProjectionHead(in_dim, embed_dim, hidden, dropout)
+
+    return DualHeads(head(image_dim), head(text_dim), initial_logit_scale())

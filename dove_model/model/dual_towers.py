@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -39,14 +40,38 @@ def minilm_dir() -> Path:
 class MiniLMTower(nn.Module):
     """Sentences -> (B, 384) mean-pooled token states of all-MiniLM-L6-v2."""
 
-    def __init__(self, folder: Path | None = None, max_tokens: int = 64) -> None:
+    FILES_DIR = "text_tower"  # in a dual model directory: tokenizer + transformer config
+
+    def __init__(self, tokenizer: Any, encoder: nn.Module, max_tokens: int = 64) -> None:
         super().__init__()
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def pretrained(cls, folder: Path | None = None) -> MiniLMTower:
+        """The installed weights (``minilm_dir``), or those of ``folder``."""
         from transformers import AutoModel, AutoTokenizer
 
         folder = folder or minilm_dir()
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        self.encoder = AutoModel.from_pretrained(folder, local_files_only=True)
-        self.max_tokens = max_tokens
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        return cls(tokenizer, AutoModel.from_pretrained(folder, local_files_only=True))
+
+    @classmethod
+    def from_files(cls, folder: Path) -> MiniLMTower:
+        """Tokenizer and architecture from ``folder`` (``save_files``); weights left random."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"{folder}: the text tower's config.json is missing")
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        return cls(tokenizer, AutoModel.from_config(config))
+
+    def save_files(self, folder: Path) -> None:
+        """What ``from_files`` needs (the weights go with the rest of the model)."""
+        self.tokenizer.save_pretrained(folder)
+        self.encoder.config.save_pretrained(folder)
 
     @property
     def dim(self) -> int:
@@ -60,13 +85,31 @@ class MiniLMTower(nn.Module):
             max_length=self.max_tokens,
             return_tensors="pt",
         )
+        batch = {k: v.to(self.encoder.device) for k, v in batch.items()}
         states = self.encoder(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
 
 
-def create_image_tower(architecture: str) -> nn.Module:
-    """A pooled timm backbone with the offline ImageNet weights of ``architecture``."""
+class TimmImageTower(nn.Module):
+    """Pixels -> (B, num_features) pooled timm backbone."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    @property
+    def dim(self) -> int:
+        return int(self.backbone.num_features)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.backbone(pixels)
+
+
+def create_image_tower(architecture: str, pretrained: bool = True) -> TimmImageTower:
+    """A pooled timm backbone; ``pretrained``: with the offline ImageNet weights."""
+    if not pretrained:
+        return TimmImageTower(timm.create_model(architecture, pretrained=False, num_classes=0))
     if architecture not in weights.SOURCES:
         raise ConfigError(
             f"no offline weights for image tower {architecture!r}; "
@@ -74,6 +117,8 @@ def create_image_tower(architecture: str) -> nn.Module:
         )
     weights_file = weights.resolve(architecture)
     overlay = {"file": str(weights_file), "hf_hub_id": None, "url": None}
-    return timm.create_model(
-        architecture, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay
+    return TimmImageTower(
+        timm.create_model(
+            architecture, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay
+        )
     )

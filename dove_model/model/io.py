@@ -1,11 +1,14 @@
 """The model directory (docs/contracts.md section 3): weights, config and vocabulary.
 
 model.safetensors   weights only (no pickles)
-config.json         {"model": <ModelParams dump>, "eval_size": int, "format_version": 1,
+config.json         {"family": "dove" | "dual", "model": <ModelParams dump>,
+                     "eval_size": int, "format_version": 1,
                      "preprocess": {"mean": [3], "std": [3], "interpolation": str}}
                     (``preprocess`` absent in directories written before it existed: they
                     load with ``preprocess.LEGACY``, what they were trained with)
-vocab.json          {"word2idx": {...}, "max_len": 47}
+vocab.json          {"word2idx": {...}, "max_len": 47}   (DOVE only)
+text_tower/         tokenizer + transformer config     (dual with the MiniLM text tower;
+                    ``dual_io.py`` writes and reads the dual family's directory)
 
 This module owns the layout: the file names, :func:`check_model_dir` and
 :func:`model_fingerprint` are the only definitions; training, evaluation, the registry and
@@ -23,7 +26,7 @@ from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from dove_model.atomic import atomic_dir
-from dove_model.config import ModelParams
+from dove_model.config import FAMILIES, ModelParams
 from dove_model.errors import ConfigError
 from dove_model.hashing import sha256_file
 from dove_model.model.dove import DoveModel
@@ -34,7 +37,9 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
-MODEL_DIR_FILES = (WEIGHTS_FILE, CONFIG_FILE, VOCAB_FILE)
+MODEL_DIR_FILES = (WEIGHTS_FILE, CONFIG_FILE, VOCAB_FILE)  # a DOVE model directory
+DOVE, DUAL = FAMILIES
+FAMILY_NAMES = {DOVE: "DOVE", DUAL: "dual"}
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,34 @@ class LoadedModel:
     preprocess: Preprocessing
 
 
+def model_family(model_dir: Path) -> str:
+    """``dove`` or ``dual`` as config.json says (directories from before families: dove)."""
+    path = Path(model_dir) / CONFIG_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (is {model_dir} a model directory?)") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    family = raw.get("family", DOVE) if isinstance(raw, dict) else None
+    if family not in FAMILIES:
+        raise ConfigError(f"{path}: unknown model family {family!r} (known: {', '.join(FAMILIES)})")
+    return str(family)
+
+
+def required_files(family: str) -> tuple[str, ...]:
+    return MODEL_DIR_FILES if family == DOVE else (WEIGHTS_FILE, CONFIG_FILE)
+
+
 def check_model_dir(model_dir: Path) -> None:
-    """Refuse a folder that lacks one of the model-directory files."""
-    missing = [f for f in MODEL_DIR_FILES if not (model_dir / f).is_file()]
+    """Refuse a folder that lacks one of its family's model-directory files."""
+    model_dir = Path(model_dir)
+    family = model_family(model_dir) if (model_dir / CONFIG_FILE).is_file() else DOVE
+    missing = [f for f in required_files(family) if not (model_dir / f).is_file()]
     if missing:
-        raise ConfigError(f"{model_dir}: not a DOVE model directory (missing {', '.join(missing)})")
+        raise ConfigError(
+            f"{model_dir}: not a {FAMILY_NAMES[family]} model directory (missing {', '.join(missing)})"
+        )
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -58,7 +86,7 @@ def model_fingerprint(model_dir: Path) -> str:
     return sha256_file(Path(model_dir) / WEIGHTS_FILE)
 
 
-def state_for_saving(model: DoveModel) -> dict[str, torch.Tensor]:
+def state_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
@@ -71,6 +99,7 @@ def save_model_dir(
 ) -> Path:
     """Write the three files into ``target`` atomically (the old folder is replaced whole)."""
     config = {
+        "family": DOVE,
         "model": model.params.model_dump(mode="json"),
         "eval_size": eval_size,
         "format_version": FORMAT_VERSION,
@@ -142,6 +171,8 @@ def load_weights(model: torch.nn.Module, weights_file: Path, what: str) -> None:
 
 def load_model_dir(model_dir: Path | str, device: str | torch.device = "cpu") -> LoadedModel:
     model_dir = Path(model_dir)
+    if model_family(model_dir) != DOVE:
+        raise ConfigError(f"{model_dir}: a {model_family(model_dir)} model, not a DOVE one")
     config = read_model_config(model_dir)
     params = config.params
     vocab = Vocabulary.load(model_dir / VOCAB_FILE)

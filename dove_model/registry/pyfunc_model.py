@@ -43,9 +43,9 @@ class DoveRetrievalModel(PythonModel):
     """Text and image encoders plus exhaustive DOVE search over the request's images."""
 
     def load_context(self, context: Any) -> None:
-        from dove_model.inference import DoveEncoder
+        from dove_model.encoders import load_encoder
 
-        self.encoder = DoveEncoder.from_dir(context.artifacts[MODEL_DIR_ARTIFACT], device="cpu")
+        self.encoder = load_encoder(context.artifacts[MODEL_DIR_ARTIFACT], device="cpu")
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

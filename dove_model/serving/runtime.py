@@ -40,13 +40,13 @@ class ServiceRuntime:
 
 def load_encoder(config: ServingConfig) -> tuple[Encoder, dict[str, str]]:
     """The model from ``DOVE_MODEL_DIR`` if set, else from the BentoML store."""
-    from dove_model.inference import DoveEncoder
+    from dove_model.encoders import load_encoder as encoder_of_dir
 
     if config.model_dir is not None:
         model_dir, labels = config.model_dir, {"tag": f"dir:{config.model_dir}"}
     else:
         model_dir, labels = model_dir_of(config.model_tag)
-    return DoveEncoder.from_dir(model_dir, device="cpu"), labels
+    return encoder_of_dir(model_dir, device="cpu"), labels
 
 
 def set_op_threads(threads: int) -> None:

@@ -58,6 +58,31 @@ SMOKE_PARAMS: dict[str, Any] = {
     "index": {"out_dir": "artifacts/index", "batch_size": 16},
 }
 
+# ``write_smoke_project(dst, DUAL_SMOKE)``: the same project training the dual family instead
+DUAL_SMOKE: dict[str, Any] = {
+    "train": {
+        "profile": "smoke-dual",
+        "profiles": {
+            "smoke-dual": {
+                "epochs": 3,
+                "batch_size": 32,
+                "lr": 0.001,
+                "weight_decay": 0.1,
+                "eval_size": 64,
+                "amp": False,
+                "feature_cache": True,
+                "model": {
+                    "family": "dual",
+                    "backbone": "tf_efficientnet_lite0",
+                    "pretrained": True,
+                    "embed_dim": 64,
+                    "projection_hidden": 128,
+                },
+            }
+        },
+    }
+}
+
 
 def smoke_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The smoke configuration with ``overrides`` merged in (nested dicts merge)."""

@@ -10,9 +10,11 @@ split that is reported.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,8 +24,8 @@ from tqdm.auto import tqdm
 
 from dove_model.data.manifest import SplitData
 from dove_model.evaluation.metrics import retrieval_metrics
-from dove_model.model.dual_heads import ProjectionHead
-from dove_model.model.dual_loss import info_nce, initial_logit_scale
+from dove_model.model.dual_heads import DualHeads, new_dual_heads
+from dove_model.model.dual_loss import info_nce
 from dove_model.model.preprocess import Preprocessing, eval_transform
 from dove_model.training.feature_cache import ImageFiles
 
@@ -58,23 +60,11 @@ class TowerFeatures:
             raise ValueError("captions and caption_image differ in number")
 
 
-class DualHeads(nn.Module):
-    """The trained part of a dual model: two projection heads and the temperature."""
-
-    def __init__(
-        self, image_head: ProjectionHead, text_head: ProjectionHead, logit_scale: nn.Parameter
-    ) -> None:
-        super().__init__()
-        self.image_head = image_head
-        self.text_head = text_head
-        self.logit_scale = logit_scale
-
-
 @dataclass
 class FitResult:
     heads: DualHeads
     best_epoch: int
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def encode_split(
@@ -112,10 +102,7 @@ def encode_split(
 
 
 def new_heads(image_dim: int, text_dim: int, recipe: DualRecipe) -> DualHeads:
-    def head(in_dim: int) -> ProjectionHead:
-        return ProjectionHead(in_dim, recipe.embed_dim, recipe.hidden, recipe.dropout)
-
-    return DualHeads(head(image_dim), head(text_dim), initial_logit_scale())
+    return new_dual_heads(image_dim, text_dim, recipe.embed_dim, recipe.hidden, recipe.dropout)
 
 
 def split_scores(heads: DualHeads, features: TowerFeatures) -> np.ndarray:
@@ -151,7 +138,7 @@ def _train_epoch(
         loss.backward()
         optimiser.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return float(np.mean(losses))
 
 
@@ -161,8 +148,13 @@ def fit_heads(
     recipe: DualRecipe = DualRecipe(),
     *,
     progress: bool = True,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
-    """Train the heads on ``train``; keep the epoch with the best ``val`` mR."""
+    """Train the heads on ``train``; keep the epoch with the best ``val`` mR.
+
+    Each epoch's record (``epoch``, ``loss``, ``lr``, ``seconds``, ``val``: the retrieval
+    metrics, ``val_mR``) goes to ``history`` and to ``on_epoch_end``.
+    """
     torch.manual_seed(recipe.seed)
     heads = new_heads(train.images.shape[1], train.texts.shape[1], recipe)
     heads.image_head.fit_statistics(torch.cat([train.images, train.images_mirrored]))
@@ -175,15 +167,30 @@ def fit_heads(
         optimiser, recipe.lr, total_steps=steps, pct_start=0.1
     )
     best_state, best_mr, best_epoch = copy.deepcopy(heads.state_dict()), -1.0, 0
-    history: list[dict[str, float]] = []
+    history: list[dict[str, Any]] = []
     bar = tqdm(range(1, recipe.epochs + 1), desc="dual heads", unit="epoch", disable=not progress)
     for epoch in bar:
+        started = time.monotonic()
         loss = _train_epoch(heads, train, optimiser, schedule, recipe.batch_size)
-        val_mr = retrieval_metrics(split_scores(heads, val), val.caption_image.numpy())["mR"]
-        history.append({"epoch": epoch, "loss": loss, "val_mR": val_mr})
-        bar.set_postfix(loss=f"{loss:.3f}", val_mR=f"{val_mr:.1f}")
-        if val_mr > best_mr:
-            best_state, best_mr, best_epoch = copy.deepcopy(heads.state_dict()), val_mr, epoch
+        val_metrics = retrieval_metrics(split_scores(heads, val), val.caption_image.numpy())
+        record = {
+            "epoch": epoch,
+            "loss": loss,
+            "lr": optimiser.param_groups[0]["lr"],
+            "seconds": round(time.monotonic() - started, 2),
+            "val": val_metrics,
+            "val_mR": val_metrics["mR"],
+        }
+        history.append(record)
+        bar.set_postfix(loss=f"{loss:.3f}", val_mR=f"{val_metrics['mR']:.1f}")
+        if val_metrics["mR"] > best_mr:
+            best_state, best_mr, best_epoch = (
+                copy.deepcopy(heads.state_dict()),
+                val_metrics["mR"],
+                epoch,
+            )
+        if on_epoch_end is not None:
+            on_epoch_end(record)
     heads.load_state_dict(best_state)
     return FitResult(heads=heads, best_epoch=best_epoch, history=history)
 

@@ -492,11 +492,18 @@ def train(
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
-    """Train DOVE on ``dataset_dir``'s train split, select by ``train.val_split`` mR.
+    """Train DOVE (or, with ``model.family: dual``, a dual model: ``dual_train.py``) on
+    ``dataset_dir``'s train split, select by ``train.val_split`` mR.
 
     ``resume``: continue from ``out_dir``'s last checkpoint when one exists (it must belong to
     the same model config and dataset version). ``on_epoch_end`` receives each epoch's record
     on rank 0 (e.g. to log it to MLflow).
     """
+    if params.model_for_training().family == "dual":
+        from dove_model.training.dual_train import train_dual
+
+        return train_dual(
+            Path(dataset_dir), params, Path(out_dir), progress=progress, on_epoch_end=on_epoch_end
+        )
     run = _Run(Path(dataset_dir), params, Path(out_dir), resume, progress)
     return run.run(on_epoch_end)

@@ -28,6 +28,8 @@ RANKS = {
     "data": 3,
     "quality": 4,
     "inference": 5,
+    "dual_inference": 5.5,  # the dual family behind inference's API
+    "encoders": 5.7,  # model directory -> DoveEncoder | DualEncoder
     "evaluation": 6,
     "training": 7,
     "index": 8,

