@@ -102,8 +102,11 @@ def champion_command(params_file: ParamsOption = DEFAULT_PARAMS) -> None:
     """Show which version each alias points at."""
     from dove_model.config import load_params
     from dove_model.registry import alias_state, champion_uri
+    from dove_model.registry.promotion import alias_families
 
     params = load_params(params_file)
+    families = alias_families(params)
     for alias, version in alias_state(params).items():
-        typer.echo(f"{alias}: {'v' + version if version else '(none)'}")
+        family = f" ({families.get(alias)})" if version and families.get(alias) else ""
+        typer.echo(f"{alias}: {'v' + version + family if version else '(none)'}")
     typer.echo(f"uri: {champion_uri(params)}")

@@ -109,3 +109,17 @@ def download_champion(params: Params, dst: Path, *, root: Path | None = None) ->
     the version downloaded by number."""
     champion = resolve_champion(params, root=root)
     return download_version(params, str(champion.version), dst, root=root)
+
+
+def alias_families(params: Params, *, root: Path | None = None) -> dict[str, str | None]:
+    """The model family of each alias's version (None where unset; "dove" for a version
+    registered before families were tagged)."""
+    from dove_model.registry.register import FAMILY_TAG
+
+    client, _ = _client(params, root)
+    name = params.register_.model_name
+    families: dict[str, str | None] = {}
+    for alias in ALIASES:
+        version = aliases.version_by_alias(client, name, alias)
+        families[alias] = None if version is None else version.tags.get(FAMILY_TAG, "dove")
+    return families

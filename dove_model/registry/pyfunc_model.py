@@ -1,13 +1,15 @@
-"""The MLflow pyfunc for DOVE, logged *from code* (MLflow "models from code").
+"""The MLflow pyfunc for either model family, logged *from code* (MLflow "models from code").
 
 MLflow stores this file, not a pickled object; the weights (safetensors), vocabulary and
 config travel as the ``model_dir`` artifact (docs/contracts.md section 3).
 
 Input: a DataFrame with optional columns ``text`` (queries) and ``image`` (base64 PNG/JPEG).
-Params: ``task`` = ``encode_text`` | ``encode_image`` | ``search`` and ``top_k``.
+Params: ``task`` = ``encode_text`` | ``encode_image`` | ``search``, ``top_k``, and ``family``
+(the signature's default is the version's family; a different value is refused).
 - encode_text / encode_image: one row per input with its global ``embedding``.
 - search: the rows that carry an image form the gallery; each text row gets the ``top_k``
-  gallery rows ranked by the full DOVE (ROAM) score, as ``ranking`` and ``scores``.
+  gallery rows ranked by the model's full score (DOVE: ROAM; dual: cosine), as ``ranking``
+  and ``scores``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class DoveRetrievalModel(PythonModel):
         task = str(params.get("task", "encode_text"))
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        expected = params.get("family")
+        if expected and expected != self.encoder.family:
+            raise ValueError(f"this is a {self.encoder.family} model, not {expected!r}")
         texts = _column(model_input, "text")
         images = _column(model_input, "image")
         if task == "encode_text":

@@ -30,6 +30,7 @@ PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_ARTIFACT_NAME = "model"
 METRICS_TAG_PREFIX = "metrics@"  # a champion re-evaluated on another data version
 RUN_KEY_TAG = "pipeline_data_version"
+FAMILY_TAG = "family"  # dove | dual: each version says which model family it is
 GATE_TAG = "gate"  # a model version's gates.GateVerdict
 GATE_SUMMARY_TAG = "gate_summary"  # its GateDecision.summary()
 GATE_ATTEMPTS = 5  # the champion may change this often under a registration before it fails
@@ -146,8 +147,10 @@ def _log_pyfunc(model_dir: Path) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
+    from dove_model.model.io import model_family
     from dove_model.registry.pyfunc_model import MODEL_DIR_ARTIFACT
 
+    family = model_family(model_dir)
     signature = ModelSignature(
         inputs=Schema(
             [
@@ -156,7 +159,13 @@ def _log_pyfunc(model_dir: Path) -> Any:
             ]
         ),
         params=ParamSchema(
-            [ParamSpec("task", "string", "encode_text"), ParamSpec("top_k", "long", 5)]
+            [
+                ParamSpec("task", "string", "encode_text"),
+                ParamSpec("top_k", "long", 5),
+                # the version's family; a caller may pass the family it expects (refused
+                # when different)
+                ParamSpec("family", "string", family),
+            ]
         ),
     )
     return mlflow.pyfunc.log_model(
@@ -165,15 +174,20 @@ def _log_pyfunc(model_dir: Path) -> Any:
         artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
         signature=signature,
         input_example=pd.DataFrame({"text": ["many planes are parked at the airport"]}),
-        pip_requirements=_pip_requirements(),
+        pip_requirements=_pip_requirements(family),
+        metadata={FAMILY_TAG: family},
     )
 
 
-def _pip_requirements() -> list[str]:
+PYFUNC_PACKAGES = ("dove-ops", "mlflow", "torch", "torchvision", "timm", "safetensors", "numpy")
+DUAL_PACKAGES = ("transformers", "tokenizers", "open-clip-torch")  # the dual family's towers
+
+
+def _pip_requirements(family: str = "dove") -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     pins = []
-    for package in ("dove-ops", "mlflow", "torch", "torchvision", "timm", "safetensors", "numpy"):
+    for package in PYFUNC_PACKAGES + (DUAL_PACKAGES if family == "dual" else ()):
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
@@ -326,7 +340,7 @@ def register(
     import mlflow
     from mlflow import MlflowClient
 
-    from dove_model.model.io import check_model_dir
+    from dove_model.model.io import check_model_dir, model_family
     from dove_model.training.train import HISTORY_FILE
 
     model_dir, metrics_file = Path(model_dir), Path(metrics_file)
@@ -345,7 +359,8 @@ def register(
             validation_dir,
             plots_dir,
         )
-        tags = data_version.as_tags() | ({RUN_KEY_TAG: run_key} if run_key else {})
+        tags = data_version.as_tags() | {FAMILY_TAG: model_family(model_dir)}
+        tags |= {RUN_KEY_TAG: run_key} if run_key else {}
         version = str(mlflow.register_model(model_uri, name, tags=tags).version)
         decision, changes, now_champion = _gate_and_alias(
             MlflowClient(uri, uri), name, version, metrics, data_version, params, dataset_dir

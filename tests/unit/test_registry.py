@@ -304,3 +304,60 @@ def test_a_champion_promoted_while_gating_is_gated_against(
         "previous-champion": "1",
         "challenger": "3",
     }
+
+
+def _as_family(project: Path, family: str) -> None:
+    """The placeholder model directory as one of ``family`` (config.json says so)."""
+    model = project / "train" / "model"
+    (model / "config.json").write_text(json.dumps({"family": family}))
+    if family == "dual":
+        (model / "vocab.json").unlink(missing_ok=True)  # a dual directory has none
+    else:
+        (model / "vocab.json").write_text("{}")
+
+
+def test_families_compete_under_one_gate_and_the_champion_names_its_family(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from dove_model.cli import app
+    from dove_model.registry.promotion import alias_families
+    from dove_model.registry.register import FAMILY_TAG
+
+    _as_family(project, "dove")
+    assert _register(project, 10.0).promoted  # v1: a DOVE champion
+    _as_family(project, "dual")
+    better = _register(project, 12.0)  # v2: a dual challenger that beats it
+    assert better.promoted and better.champion_version == "2"
+    worse = _register(project, 8.0)  # v3: a dual that regresses against the dual champion
+    assert not worse.promoted and "regresses 4.00 points" in worse.gate
+    _as_family(project, "dove")
+    also_worse = _register(project, 10.5)  # v4: a DOVE model below the dual champion
+    assert not also_worse.promoted
+    client = _client(project)
+    name = _params().register_.model_name
+    tags = {v: client.get_model_version(name, v).tags[FAMILY_TAG] for v in ("1", "2", "3", "4")}
+    assert tags == {"1": "dove", "2": "dual", "3": "dual", "4": "dove"}
+    assert alias_families(_params(), root=project) == {
+        "champion": "dual",
+        "previous-champion": "dove",
+        "challenger": "dove",
+    }
+    params_file = project / "params.yaml"
+    params_file.write_text(yaml.safe_dump(_params().model_dump(mode="json", by_alias=True)))
+    monkeypatch.chdir(project)
+    shown = CliRunner().invoke(app, ["champion", "-p", str(params_file)])
+    assert "champion: v2 (dual)" in shown.output and "previous-champion: v1 (dove)" in shown.output
+
+
+def test_each_version_signature_and_metadata_record_its_family(project: Path) -> None:
+    from mlflow.models import get_model_info
+
+    _as_family(project, "dual")
+    result = _register(project, 10.0)
+    info = get_model_info(result.model_uri)
+    assert info.metadata == {"family": "dual"}
+    family = next(p for p in info.signature.params.params if p.name == "family")
+    assert family.default == "dual"

@@ -1,0 +1,130 @@
+"""Both families, trained for real on one dataset version, compete under one registry gate.
+
+A DOVE model and a dual model train on the same smoke dataset, are evaluated by the same
+function and registered under one registered model (sqlite MLflow). The weaker registers
+first and becomes champion; the stronger, of the other family, is then gated against it and
+promoted; the weaker registered again stays challenger. Each version carries its family, and
+the dual champion loads as a working pyfunc.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dove_model.config import Params, load_params
+from dove_model.evaluation.evaluate import evaluate
+from dove_model.registry import alias_state, detect_data_version, register
+from dove_model.registry.promotion import alias_families
+from dove_model.registry.register import FAMILY_TAG
+from dove_model.testing.smoke import DUAL_SMOKE
+from dove_model.training.train import train
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore")]
+
+
+def _with_profile(root: Path, overrides: dict) -> Params:
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["train"]["profile"] = overrides["train"]["profile"]
+    raw["train"]["profiles"] |= overrides["train"]["profiles"]
+    raw["register"]["gates"] = {"min_metrics": {"mR": 0.0}, "max_regression": 0.0}
+    path = root / "params-dual.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_params(path)
+
+
+@pytest.fixture(scope="module")
+def families(smoke_trained: tuple[Path, Params]) -> dict:
+    """{family: (model_dir, metrics_file, mR)} on one dataset, and the shared params."""
+    root, params = smoke_trained
+    dual_params = _with_profile(root, DUAL_SMOKE)
+    dataset = root / params.data.prepared_dir / params.data.name
+    found = {}
+    with contextlib.chdir(root):
+        dual = train(dataset, dual_params, root / "train-dual", progress=False)
+        for family, model_dir in (
+            ("dove", root / params.train.out_dir / "model"),
+            ("dual", dual.model_dir),
+        ):
+            out = root / f"metrics-{family}.json"
+            report = evaluate(model_dir, dataset, dual_params, out, progress=False)
+            found[family] = (model_dir, out, report["mR"])
+    return {"root": root, "params": dual_params, "dataset": dataset, "models": found}
+
+
+def _register(families: dict, family: str):
+    model_dir, metrics, _ = families["models"][family]
+    root = families["root"]
+    return register(
+        model_dir,
+        metrics,
+        families["params"],
+        detect_data_version(families["dataset"], root=root),
+        dataset_dir=families["dataset"],
+        root=root,
+    )
+
+
+def test_the_better_family_takes_the_champion_from_the_other(
+    families: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    models = families["models"]
+    assert models["dove"][2] != models["dual"][2], "equal mR: the gate cannot tell them apart"
+    weaker, stronger = sorted(models, key=lambda family: models[family][2])
+    params, root = families["params"], families["root"]
+    first = _register(families, weaker)
+    assert first.promoted and first.champion_version == "1"
+    second = _register(families, stronger)
+    assert second.promoted and second.champion_version == "2", second.gate
+    third = _register(families, weaker)
+    assert not third.promoted and "regresses" in third.gate
+    assert alias_state(params, root=root) == {
+        "champion": "2",
+        "previous-champion": "1",
+        "challenger": "3",
+    }
+    assert alias_families(params, root=root) == {
+        "champion": stronger,
+        "previous-champion": weaker,
+        "challenger": weaker,
+    }
+    from mlflow import MlflowClient
+
+    from dove_model.registry.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(params.register_, root=root)
+    client = MlflowClient(uri, uri)
+    name = params.register_.model_name
+    assert client.get_model_version(name, "2").tags[FAMILY_TAG] == stronger
+
+
+def test_a_registered_dual_model_loads_as_a_pyfunc(
+    families: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import mlflow
+    import pandas as pd
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    families = {**families, "root": tmp_path}  # a registry of its own
+    result = _register(families, "dual")
+    from dove_model.registry.tracking import resolve_tracking_uri
+
+    mlflow.set_tracking_uri(resolve_tracking_uri(families["params"].register_, root=tmp_path))
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    assert model.metadata.metadata == {"family": "dual"}
+    embeddings = model.predict(pd.DataFrame({"text": ["a river in the forest"]}))
+    vector = embeddings["embedding"].iloc[0]
+    assert abs(float((vector**2).sum()) - 1.0) < 1e-4
+    images = sorted(families["dataset"].rglob("*.jpg"))[:4]
+    encoded = [base64.b64encode(p.read_bytes()).decode() for p in images]
+    frame = pd.DataFrame({"text": ["planes", None, None, None, None], "image": [None, *encoded]})
+    ranked = model.predict(frame, params={"task": "search", "top_k": 3})
+    scores = ranked["scores"].iloc[0]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    with pytest.raises(Exception, match="dual model, not 'dove'"):
+        model.predict(pd.DataFrame({"text": ["x"]}), params={"family": "dove"})
