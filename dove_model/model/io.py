@@ -77,7 +77,8 @@ def check_model_dir(model_dir: Path) -> None:
     missing = [f for f in required_files(family) if not (model_dir / f).is_file()]
     if missing:
         raise ConfigError(
-            f"{model_dir}: not a {FAMILY_NAMES[family]} model directory (missing {', '.join(missing)})"
+            f"{model_dir}: not a {FAMILY_NAMES[family]} model directory "
+            f"(missing {', '.join(missing)})"
         )
 
 

@@ -142,6 +142,18 @@ def _train_epoch(
     return float(np.mean(losses))
 
 
+def one_cycle(
+    optimiser: torch.optim.Optimizer, recipe: DualRecipe, n_captions: int
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """10 % warm-up, then cosine annealing. The warm-up is kept at 2.5 steps or more: torch's
+    OneCycleLR divides by its length, which is 0 for a run of 10 steps at 10 %."""
+    steps = max(4, recipe.epochs * -(-n_captions // recipe.batch_size))
+    warmup = min(0.9, max(0.1, 2.5 / steps))
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, recipe.lr, total_steps=steps, pct_start=warmup
+    )
+
+
 def fit_heads(
     train: TowerFeatures,
     val: TowerFeatures,
@@ -162,10 +174,7 @@ def fit_heads(
     optimiser = torch.optim.AdamW(
         heads.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
     )
-    steps = recipe.epochs * -(-len(train.texts) // recipe.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, recipe.lr, total_steps=steps, pct_start=0.1
-    )
+    schedule = one_cycle(optimiser, recipe, len(train.texts))
     best_state, best_mr, best_epoch = copy.deepcopy(heads.state_dict()), -1.0, 0
     history: list[dict[str, Any]] = []
     bar = tqdm(range(1, recipe.epochs + 1), desc="dual heads", unit="epoch", disable=not progress)

@@ -16,7 +16,7 @@ import yaml
 
 from dove_model.config import load_params
 from dove_model.testing.orchestrators import commit_all, dvc, fresh_clone
-from dove_model.testing.smoke import write_smoke_project
+from dove_model.testing.smoke import DUAL_SMOKE, write_smoke_project
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("prepare", "validate", "train", "evaluate", "register", "deploy")
@@ -100,3 +100,33 @@ def test_a_fresh_clone_renders_the_committed_data_version(tmp_path: Path) -> Non
     assert "Running stage 'prepare'" in output and "Running stage 'validate'" in output
     status = json.loads(dvc(clone, "status", "data.dvc", "--json"))
     assert status in ({}, {"data.dvc": [{"changed outs": {"data": "not in cache"}}]})
+
+
+def test_switching_the_profile_to_the_dual_family_retrains_and_redeploys(
+    project: Path, first_repro: str
+) -> None:
+    """params.yaml alone picks the family: the same `dvc repro` trains, gates, registers and
+    deploys a dual model next to the DOVE champion."""
+    from mlflow import MlflowClient
+
+    from dove_model.registry.register import FAMILY_TAG
+    from dove_model.registry.tracking import resolve_tracking_uri
+
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["train"]["profile"] = DUAL_SMOKE["train"]["profile"]
+    raw["train"]["profiles"] |= DUAL_SMOKE["train"]["profiles"]
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    output = dvc(project, "repro")
+    for stage in ("train", "evaluate", "register", "deploy"):
+        assert f"Running stage '{stage}'" in output
+    config = json.loads((project / "artifacts/train/model/config.json").read_text())
+    assert config["family"] == "dual"
+    registration = json.loads((project / "reports/registration.json").read_text())
+    params = load_params(project / "params.yaml")
+    uri = resolve_tracking_uri(params.register_, root=project, environ={})
+    version = MlflowClient(uri, uri).get_model_version(
+        params.register_.model_name, registration["version"]
+    )
+    assert version.tags[FAMILY_TAG] == "dual"
+    assert registration["promoted"]  # the smoke gates let any model through
+    assert any((project / params.index.out_dir).iterdir())

@@ -1,6 +1,8 @@
 """The same gate failure leaves the same registry state, whichever orchestrator ran it.
 
-One smoke model whose recall floor no model can meet (mR >= 101 %) goes through `dvc repro`
+One smoke model (of the dual family: so this also shows that each orchestrator trains the
+second family from params.yaml alone; DOVE runs in their own tests) whose recall floor no
+model can meet (mR >= 101 %) goes through `dvc repro`
 (up to register), the KFP local runner (`dove pipeline run --local`) and Airflow's
 `dag.test()`, each in a copy of one fresh clone of this working tree (same commit, same data,
 an empty registry). The register stage decides (docs/pipeline.md, "Aliases and gates"): every
@@ -17,7 +19,7 @@ import pytest
 
 from dove_model.config import load_params
 from dove_model.registry.gates import GateVerdict
-from dove_model.registry.register import GATE_TAG, RUN_KEY_TAG
+from dove_model.registry.register import FAMILY_TAG, GATE_TAG, RUN_KEY_TAG
 from dove_model.testing.orchestrators import (
     commit_all,
     dag_test,
@@ -27,11 +29,12 @@ from dove_model.testing.orchestrators import (
     migrate_airflow,
     registry_state,
 )
-from dove_model.testing.smoke import write_smoke_project
+from dove_model.testing.smoke import DUAL_SMOKE, write_smoke_project
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS = REPO_ROOT / "dags"
 IMPOSSIBLE_FLOOR = {"register": {"gates": {"min_metrics": {"mR": 101.0}}}}  # recalls <= 100
+DUAL_WITH_IMPOSSIBLE_FLOOR = {**DUAL_SMOKE, **IMPOSSIBLE_FLOOR}
 ORCHESTRATORS = ("dvc", "kfp", "airflow")
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
@@ -42,7 +45,7 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One fresh clone with the failing smoke params committed, copied once per orchestrator."""
     base = tmp_path_factory.mktemp("gate-policy")
     template = fresh_clone(REPO_ROOT, base / "clone")
-    write_smoke_project(template, IMPOSSIBLE_FLOOR)
+    write_smoke_project(template, DUAL_WITH_IMPOSSIBLE_FLOOR)
     commit_all(template, "smoke params with an impossible recall floor")
     return {name: Path(shutil.copytree(template, base / name)) for name in ORCHESTRATORS}
 
@@ -78,6 +81,7 @@ def test_the_failed_version_is_registered_as_challenger_and_not_champion(
     assert registry["aliases"] == {"challenger": "1"}
     tags = registry["versions"]["1"]
     assert tags[GATE_TAG] == GateVerdict.FAILED
+    assert tags[FAMILY_TAG] == "dual"
     assert tags[RUN_KEY_TAG] == pipeline_data_version(params, projects["dvc"])
     assert not tags["git_revision"].endswith("-dirty")
 

@@ -120,3 +120,16 @@ def test_the_real_towers_train_on_synthetic_scenes_and_beat_chance(synthetic_sce
     test_mr = retrieval_metrics(split_scores(result.heads, test), test.caption_image.numpy())["mR"]
     chance = random_chance_metrics(test.caption_image.numpy(), test.images.shape[0])["mR"]
     assert test_mr > 2 * chance, (test_mr, chance)
+
+
+@pytest.mark.parametrize("n_captions", [1, 20, 32, 50, 5000])
+def test_the_schedule_runs_every_step_of_short_and_long_runs(n_captions: int) -> None:
+    from dove_model.training.dual_fit import one_cycle
+
+    recipe = DualRecipe(epochs=2, batch_size=10)
+    optimiser = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=recipe.lr)
+    schedule = one_cycle(optimiser, recipe, n_captions)
+    for _ in range(recipe.epochs * -(-n_captions // recipe.batch_size)):
+        optimiser.step()
+        schedule.step()
+        assert 0 < optimiser.param_groups[0]["lr"] <= recipe.lr
