@@ -1,0 +1,134 @@
+"""The train stage with ``model.family: dual``: both recipes, the model directory, the encoder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dove_model.config import Params, load_params
+from dove_model.data.manifest import load_split
+from dove_model.data.prepare import prepare
+from dove_model.dual_inference import DualEncoder
+from dove_model.encoders import load_encoder
+from dove_model.errors import ConfigError
+from dove_model.inference import DoveEncoder
+from dove_model.model.preprocess import load_image
+from dove_model.testing.smoke import DUAL_SMOKE, write_smoke_project
+from dove_model.training.train import train
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Params, Path]:
+    root = tmp_path_factory.mktemp("dual-train")
+    params = load_params(write_smoke_project(root, DUAL_SMOKE))
+    torch.set_num_threads(1)
+    with contextlib.chdir(root):
+        dataset = prepare(params, progress=False).resolve()
+    return root, params, dataset
+
+
+@pytest.fixture(scope="module")
+def trained(project: tuple[Path, Params, Path]):
+    root, params, dataset = project
+    records: list[dict] = []
+    with contextlib.chdir(root):
+        result = train(dataset, params, root / "out", progress=False, on_epoch_end=records.append)
+    return result, records
+
+
+def test_dual_cpu_writes_a_self_contained_dual_model_directory(trained) -> None:
+    result, records = trained
+    files = {p.name for p in result.model_dir.iterdir()}
+    assert files == {"model.safetensors", "config.json", "text_tower"}
+    config = json.loads((result.model_dir / "config.json").read_text())
+    assert config["family"] == "dual" and config["model"]["family"] == "dual"
+    history = json.loads(result.history_file.read_text())
+    assert history["family"] == "dual" and len(history["epochs"]) == 3 == len(records)
+    assert result.best_metrics == records[result.best_epoch - 1]["val"]
+    assert result.best_metrics["mR"] > result.random_chance_mR
+    assert {"i2t_r1", "t2i_r10", "mR"} <= set(records[0]["val"])
+
+
+def test_the_second_run_reads_the_tower_features_from_the_cache(
+    project: tuple[Path, Params, Path], trained
+) -> None:
+    root, params, dataset = project
+    cache = root / params.train.cache_dir
+    entries = sorted(cache.glob("dual-*.pt"))
+    assert len(entries) == 2  # train and validation splits
+    stamps = [p.stat().st_mtime_ns for p in entries]
+    with contextlib.chdir(root):
+        again = train(dataset, params, root / "out-again", progress=False)
+    assert [p.stat().st_mtime_ns for p in sorted(cache.glob("dual-*.pt"))] == stamps
+    assert again.best_metrics == trained[0].best_metrics  # same seed, same features
+
+
+def test_the_dual_encoder_scores_the_same_way_in_every_method(
+    project: tuple[Path, Params, Path], trained
+) -> None:
+    _, _, dataset = project
+    encoder = load_encoder(trained[0].model_dir)
+    assert isinstance(encoder, DualEncoder) and encoder.single_stage
+    split = load_split(dataset, "test")
+    images = encoder.encode_images([load_image(p) for p in split.image_paths[:6]])
+    texts = encoder.encode_texts(split.captions[:9])
+    assert images.v_m.shape == (6, 64) and images.v_mr.shape == (6, 0)
+    assert np.allclose(np.linalg.norm(texts.t_g, axis=1), 1.0, atol=1e-5)
+    full = encoder.score(images, texts)
+    assert np.allclose(full, images.v_m @ texts.t_g.T, atol=1e-6)
+    pairs = encoder.score_pairs(images, texts, np.array([0, 5, 2]), np.array([8, 1, 1]))
+    assert np.allclose(pairs, full[[0, 5, 2], [8, 1, 1]], atol=1e-6)
+    candidates = np.array([[0, 3], [5, 5]] * 4 + [[1, 2]])
+    ranked = encoder.score_text_candidates(images, texts, candidates)
+    assert np.allclose(ranked, full.T[np.arange(9)[:, None], candidates], atol=1e-6)
+    assert encoder.unknown_words("zxqv unheard words") == []
+    with pytest.raises(ValueError, match="no region boxes"):
+        encoder.encode_images([load_image(split.image_paths[0])], boxes=np.zeros((1, 4, 4)))
+
+
+def test_a_dove_directory_without_a_family_still_loads_as_dove(
+    smoke_trained: tuple[Path, Params], tmp_path: Path
+) -> None:
+    import shutil
+
+    root, params = smoke_trained
+    legacy = Path(shutil.copytree(root / params.train.out_dir / "model", tmp_path / "m"))
+    config = json.loads((legacy / "config.json").read_text())
+    config.pop("family", None)
+    (legacy / "config.json").write_text(json.dumps(config))
+    assert isinstance(load_encoder(legacy), DoveEncoder)
+    config["family"] = "triple"
+    (legacy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="unknown model family 'triple'"):
+        load_encoder(legacy)
+
+
+def test_dual_gpu_recipe_fine_tunes_both_towers(project: tuple[Path, Params, Path]) -> None:
+    """``feature_cache: false``: the towers train too (a few steps on CPU here)."""
+    from dove_model.model.dual_towers import create_image_tower
+
+    root, _, dataset = project
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    profile = raw["train"]["profiles"]["smoke-dual"]
+    profile.update(
+        epochs=1, feature_cache=False, backbone_lr=1e-4, resize=72, crop=64, warmup_epochs=0.5
+    )
+    path = root / "params-finetune.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    params = load_params(path)
+    with contextlib.chdir(root):
+        result = train(dataset, params, root / "out-finetune", progress=False)
+    tuned = load_encoder(result.model_dir).model
+    pretrained = create_image_tower("tf_efficientnet_lite0")
+    name, weight = next(iter(pretrained.state_dict().items()))
+    assert not torch.equal(tuned.image_tower.state_dict()[name], weight)
+    history = json.loads(result.history_file.read_text())
+    assert np.isfinite(history["epochs"][0]["loss"]) and result.best_epoch == 1
