@@ -129,7 +129,8 @@ class DoveRetrieval:
     # ------------------------------------------------------------------ search
     @bentoml.api
     async def search_images(self, query: str = "", k: StrictInt = 10) -> ImageSearchResponse:
-        """Text -> the k best archive images (ROAM re-rank of the index candidates).
+        """Text -> the k best archive images (ROAM re-rank of the index candidates; a dual
+        model's index scores are its ranking).
 
         Async: waiting requests hold no thread; concurrent ones are searched as one batch.
         ``unknown_words`` lists the query's words the model has never seen (they add nothing
@@ -212,7 +213,7 @@ class DoveRetrieval:
 
     @bentoml.api
     def info(self) -> ServiceInfo:
-        """Model name, version, alias, data version and gallery sizes."""
+        """Model name, version, alias, data version, family and gallery sizes."""
         return self.runtime.info
 
     # ---------------------------------------------------------------- web page

@@ -6,6 +6,11 @@ search and ROAM re-rank; only the ranking quality is meaningless. Prints, never 
 
     .venv/bin/python bench/bench_serving.py --sizes 10000 100000 --kinds exact ivf hnsw
     .venv/bin/python bench/bench_serving.py --sizes 1000000 --kinds ivf exact
+    .venv/bin/python bench/bench_serving.py --family dual --sizes 100000 --kinds hnsw ivf
+
+``--family dual`` serves a dual champion instead: the dual-cpu architecture (EfficientNet-Lite2
+image tower, MiniLM text tower, D=512, fresh projection heads) over an archive whose re-rank
+arrays are zero-width, searched single-stage (its "rerank" column reads 0.0: no such step).
 
 Server columns are per level (the /metrics difference across it): mean ms a query per step
 (a batch's step time counts once for each query in it) and mean queries per search batch.
@@ -34,18 +39,29 @@ import pandas as pd
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from dove_model.config import IndexParams, Params
+from dove_model.config import IndexParams, ModelParams, Params, load_params
 from dove_model.index.archive import write_archive
+from dove_model.index.encoder import ImageArrays
 from dove_model.model.io import model_fingerprint
 from dove_model.serving.launch import serving_env, start_service
-from dove_model.testing.deployment import SCENES, random_archive, tiny_model_dir
+from dove_model.testing.deployment import (
+    SCENES,
+    random_archive,
+    tiny_model_dir,
+    untrained_dual_model_dir,
+)
 
 WORDS = ["blue", "lake", "green", "farmland", "city", "grey", "roads", "desert", "dunes"]
 
 
-def build_archive(folder: Path, model_dir: Path, n: int, dim: int, kind: str) -> float:
+def build_archive(
+    folder: Path, model_dir: Path, n: int, dim: int, kind: str, family: str = "dove"
+) -> float:
     """Write an index folder of ``n`` random images; returns the build time in seconds."""
     arrays = random_archive(n, dim)
+    if family == "dual":  # no re-rank arrays: zero width, as a dual model's index holds them
+        empty = np.zeros((n, 0), np.float16)
+        arrays = ImageArrays(v_m=arrays.v_m, v_mr=empty, r=empty)
     images = pd.DataFrame({"image_id": [f"img{i}" for i in range(n)]})
     images["path"] = images["image_id"] + ".png"
     images["label"] = pd.array([None] * n, dtype="string")
@@ -62,7 +78,7 @@ def build_archive(folder: Path, model_dir: Path, n: int, dim: int, kind: str) ->
         captions=captions,
         caption_embeddings=np.asarray(arrays.v_m[:1], np.float32),
         params=params,
-        meta={"model_fingerprint": model_fingerprint(model_dir), "model": {}},
+        meta={"family": family, "model_fingerprint": model_fingerprint(model_dir), "model": {}},
     )
     return time.perf_counter() - start
 
@@ -145,23 +161,51 @@ def main() -> None:
         default=None,
         help="request threads per worker (default: the service's own setting)",
     )
-    args = parser.parse_args()
-
-    model = Params().model_for_training()  # the demo architecture: resnet18, D=256
-    eval_size = Params().train.active.eval_size
-    print(f"model: untrained {model.backbone}, D={model.embed_dim}; candidates_k=100, k=10")
-    print(
-        "size     index  build_s  c   p50_ms  p99_ms    QPS  "
-        "server encode/search/rerank ms  batch  client_cpu_%"
+    parser.add_argument(
+        "--family",
+        choices=["dove", "dual"],
+        default="dove",
+        help="the champion's model family (dual: the dual-cpu architecture, single-stage)",
     )
+    args = parser.parse_args()
+    run(args)
+
+
+def champion_architecture(family: str) -> tuple[ModelParams, int]:
+    """The model section and eval size the benchmark serves: the demo profile for DOVE,
+    dual-cpu for the dual family."""
+    params = Params()
+    if family == "dual":  # the profile lives in the project's params.yaml
+        params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+        params = params.model_copy(
+            update={"train": params.train.model_copy(update={"profile": "dual-cpu"})}
+        )
+    return params.model_for_training(), params.train.active.eval_size
+
+
+def make_model(family: str, target: Path) -> tuple[Path, int]:
+    """An untrained champion of ``family``; returns its directory and embedding size."""
+    model, eval_size = champion_architecture(family)
+    print(f"model: untrained {family} {model.backbone}, D={model.embed_dim}; "
+          "candidates_k=100, k=10")  # fmt: skip
+    if family == "dual":
+        return untrained_dual_model_dir(target, model, eval_size), model.embed_dim
+    captions = [c for _, c in SCENES.values()] + [" ".join(WORDS)]
+    return tiny_model_dir(target, captions, model=model, eval_size=eval_size), model.embed_dim
+
+
+def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)
-        captions = [c for _, c in SCENES.values()] + [" ".join(WORDS)]
-        model_dir = tiny_model_dir(work / "model", captions, model=model, eval_size=eval_size)
+        model_dir, dim = make_model(args.family, work / "model")
+        print(
+            "size     index  build_s  c   p50_ms  p99_ms    QPS  "
+            "server encode/search/rerank ms  batch  client_cpu_%"
+        )
         for n in args.sizes:
             for kind in args.kinds:
                 index_dir = work / f"index-{n}-{kind}"
-                build_s = build_archive(index_dir, model_dir, n, model.embed_dim, kind)
+                build_s = build_archive(index_dir, model_dir, n, dim, kind, args.family)
                 env = serving_env(model_dir=model_dir, index_dir=index_dir,
                                   bentoml_home=work / "bentoml")  # fmt: skip
                 env.pop("DOVE_API_KEY", None)

@@ -2,10 +2,13 @@
 
 Layout of an index folder (written atomically, read with memory maps)::
 
-    meta.json          format version, the model fingerprint that built it, sizes, kinds
+    meta.json          format version, the model family ("dove" | "dual"; absent in indexes
+                       written before families existed: "dove") and fingerprint that built
+                       it, sizes, kinds
     images.faiss       global image embeddings V_M (candidate search, text -> image)
     captions.faiss     global caption embeddings T_G (candidate search, image -> text)
-    v_m.npy v_mr.npy r.npy   per-image arrays for the ROAM re-rank, float16, (N, D)
+    v_m.npy v_mr.npy r.npy   per-image arrays for the ROAM re-rank, float16, (N, D); a dual
+                       model's v_mr and r are zero-width (N, 0): a header, no bytes
     images.parquet     row -> image_id, path (relative to meta.images_root), label, sha256 (of
                        the image file; `dove index add` matches on it; older indexes lack it)
     captions.parquet   row -> caption, image_row
@@ -23,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from dove_model.atomic import atomic_dir
-from dove_model.config import IndexParams
+from dove_model.config import FAMILIES, IndexParams
 from dove_model.errors import ConfigError
 from dove_model.index.encoder import ImageArrays
 from dove_model.index.vectors import (
@@ -36,6 +39,7 @@ from dove_model.index.vectors import (
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 IMAGE_ARRAYS = ("v_m", "v_mr", "r")
+DEFAULT_FAMILY = FAMILIES[0]  # "dove": what an index without a recorded family was built by
 
 
 class IndexMismatchError(ConfigError):
@@ -57,6 +61,10 @@ class ArchiveIndex:
     @property
     def fingerprint(self) -> str:
         return str(self.meta["model_fingerprint"])
+
+    @property
+    def family(self) -> str:
+        return str(self.meta.get("family") or DEFAULT_FAMILY)
 
     @property
     def n_images(self) -> int:
@@ -81,8 +89,16 @@ class ArchiveIndex:
             r=np.asarray(self.arrays.r[rows], dtype=np.float32),
         )
 
-    def check_model(self, fingerprint: str) -> None:
-        """Refuse to serve with a model other than the one that built this index."""
+    def check_model(self, fingerprint: str, family: str = DEFAULT_FAMILY) -> None:
+        """Refuse to serve with a model other than the one that built this index: another
+        family (its vectors mean something else, its re-rank arrays are another shape), or
+        another model of the same family (another fingerprint)."""
+        if family != self.family:
+            raise IndexMismatchError(
+                f"{self.folder / META_FILE}: index was built by a {self.family} model "
+                f"({self.fingerprint[:12]}), but the service loaded a {family} model "
+                f"({fingerprint[:12]}); rebuild it with `dove index build` and this model"
+            )
         if fingerprint != self.fingerprint:
             raise IndexMismatchError(
                 f"{self.folder / META_FILE}: index was built by model {self.fingerprint[:12]}, "
@@ -101,9 +117,13 @@ def write_archive(
     params: IndexParams,
     meta: dict[str, Any],
 ) -> Path:
-    """Write an index folder atomically; ``meta`` must hold ``model_fingerprint``."""
+    """Write an index folder atomically; ``meta`` must hold ``model_fingerprint`` and names the
+    ``family`` (default ``dove``)."""
     if "model_fingerprint" not in meta:
         raise ValueError("meta must record the model fingerprint")
+    family = str(meta.get("family") or DEFAULT_FAMILY)
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
     n = len(arrays)
     if len(images) != n:
         raise ValueError(f"{len(images)} image rows for {n} embeddings")
@@ -122,6 +142,7 @@ def write_archive(
         captions.reset_index(drop=True).to_parquet(tmp / "captions.parquet", index=False)
         full_meta = {
             **meta,
+            "family": family,
             "format_version": FORMAT_VERSION,
             "dim": int(arrays.v_m.shape[1]),
             "n_images": n,

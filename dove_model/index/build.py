@@ -18,7 +18,7 @@ from dove_model.data.manifest import MANIFEST_FILE, read_manifest
 from dove_model.errors import DataFormatError
 from dove_model.hashing import sha256_file
 from dove_model.index.archive import write_archive
-from dove_model.index.encoder import Encoder, ImageArrays, as_image_arrays
+from dove_model.index.encoder import Encoder, ImageArrays, as_image_arrays, family_of
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -166,6 +166,7 @@ def build_index_with(
         encoder, archive, params.index.batch_size, progress=progress
     )
     meta = {
+        "family": family_of(encoder),
         "model_fingerprint": str(encoder.fingerprint),
         "model": model_info or {},
         "images_root": str(archive.root),

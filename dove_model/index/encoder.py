@@ -62,6 +62,16 @@ class Encoder(Protocol):
     ) -> np.ndarray: ...
 
 
+def family_of(encoder: Any) -> str:
+    """The encoder's model family; encoders from before families existed are DOVE."""
+    return str(getattr(encoder, "family", "dove"))
+
+
+def is_single_stage(encoder: Any) -> bool:
+    """True when the global vectors are the whole score (the search skips the re-rank)."""
+    return bool(getattr(encoder, "single_stage", False))
+
+
 def as_image_arrays(parts: Any) -> ImageArrays:
     """Copy whatever ``encode_images`` returned into plain float32 arrays."""
     return ImageArrays(

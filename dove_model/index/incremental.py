@@ -26,6 +26,7 @@ import pandas as pd
 from dove_model.config import Params
 from dove_model.errors import ConfigError
 from dove_model.index.archive import (
+    DEFAULT_FAMILY,
     IMAGE_ARRAYS,
     ArchiveIndex,
     load_archive,
@@ -38,7 +39,7 @@ from dove_model.index.build import (
     resolve_source,
     with_content_hashes,
 )
-from dove_model.index.encoder import Encoder, ImageArrays
+from dove_model.index.encoder import Encoder, ImageArrays, family_of
 
 
 class RebuildNeededError(ConfigError):
@@ -56,13 +57,13 @@ class UpdateReport:
     captions_encoded: int  # caption texts the index did not hold
 
 
-def check_updatable(archive: ArchiveIndex, fingerprint: str) -> None:
+def check_updatable(archive: ArchiveIndex, fingerprint: str, family: str = DEFAULT_FAMILY) -> None:
     """Refuse another model's index and an index without per-image content hashes."""
-    if str(fingerprint) != archive.fingerprint:
+    if str(fingerprint) != archive.fingerprint or family != archive.family:
         raise RebuildNeededError(
-            f"{archive.folder}: index was built by model {archive.fingerprint[:12]}, the encoder "
-            f"is model {str(fingerprint)[:12]}; a model change needs a full rebuild "
-            "(`dove index build`)"
+            f"{archive.folder}: index was built by {archive.family} model "
+            f"{archive.fingerprint[:12]}, the encoder is {family} model {str(fingerprint)[:12]}; "
+            "a model change needs a full rebuild (`dove index build`)"
         )
     hashes = archive.images.get("sha256")
     if hashes is None or hashes.isna().any():
@@ -106,15 +107,14 @@ def _image_arrays(
         "v_mr": archive.arrays.v_mr,
         "r": archive.arrays.r,
     }
-    dim = int(stored["v_m"].shape[1])
     encoded = None
     if len(new):
         paths = [source.root / p for p in source.images["path"].iloc[new]]
         encoded = encode_images(encoder, paths, params.index.batch_size, progress=progress)
-        dim = int(encoded.v_m.shape[1])
     out = {}
-    for name in IMAGE_ARRAYS:
-        values = np.empty((len(old_rows), dim), np.float32)
+    for name in IMAGE_ARRAYS:  # each its own width: a dual model's re-rank arrays have none
+        width = getattr(encoded, name).shape[1] if encoded is not None else stored[name].shape[1]
+        values = np.empty((len(old_rows), int(width)), np.float32)
         values[kept] = np.asarray(stored[name][old_rows[kept]], dtype=np.float32)
         if encoded is not None:
             values[new] = getattr(encoded, name)
@@ -157,7 +157,7 @@ def update_index_with(
     encoding only images and caption texts ``index_dir`` does not hold."""
     index_dir = Path(index_dir)
     archive = load_archive(index_dir, params.index)
-    check_updatable(archive, encoder.fingerprint)
+    check_updatable(archive, encoder.fingerprint, family_of(encoder))
     grown = with_content_hashes(resolve_source(source, params.index.splits))
     old_rows = match_rows(archive.images["sha256"], grown.images["sha256"])
     arrays = _image_arrays(archive, grown, old_rows, encoder, params, progress)
@@ -171,6 +171,7 @@ def update_index_with(
         captions_encoded=captions_encoded,
     )
     meta: dict[str, Any] = {
+        "family": archive.family,
         "model_fingerprint": archive.fingerprint,
         "model": archive.meta.get("model", {}),
         "images_root": str(grown.root),

@@ -8,7 +8,8 @@ writes the same index folder as a single-process build (``archive.py``).
 
 Layout of a shard folder (written atomically)::
 
-    shard.json         shard format, I and N, the model fingerprint, images root, sizes
+    shard.json         shard format, I and N, the model family and fingerprint, images root,
+                       sizes
     v_m.npy            global image embeddings, float32 (the vector index is built from them)
     v_mr.npy r.npy     per-image re-rank arrays, float16 (as the index folder stores them)
     t_g.npy            global caption embeddings, float32 (absent when there are no captions)
@@ -34,14 +35,14 @@ import pandas as pd
 from dove_model.atomic import atomic_dir
 from dove_model.config import IndexParams, Params
 from dove_model.errors import ConfigError
-from dove_model.index.archive import read_versioned_meta, write_archive
+from dove_model.index.archive import DEFAULT_FAMILY, read_versioned_meta, write_archive
 from dove_model.index.build import (
     ArchiveSource,
     encode_archive,
     resolve_source,
     with_content_hashes,
 )
-from dove_model.index.encoder import Encoder, ImageArrays
+from dove_model.index.encoder import Encoder, ImageArrays, family_of
 
 SHARD_FORMAT = 1
 SHARD_META = "shard.json"
@@ -116,6 +117,7 @@ def build_shard_with(
         "shard_format": SHARD_FORMAT,
         "shard": shard.index,
         "shards": shard.count,
+        "family": family_of(encoder),
         "model_fingerprint": str(encoder.fingerprint),
         "model": model_info or {},
         "images_root": str(archive.root),
@@ -274,6 +276,7 @@ def merge_shards(
     images, captions, arrays, t_g = _concatenate(shards)
     first = shards[0].meta
     meta = {
+        "family": first.get("family", DEFAULT_FAMILY),
         "model_fingerprint": first["model_fingerprint"],
         "model": first.get("model", {}),
         "images_root": first["images_root"],

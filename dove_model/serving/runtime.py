@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from dove_model.index.archive import ArchiveIndex, load_archive
-from dove_model.index.encoder import Encoder
+from dove_model.index.encoder import Encoder, family_of
 from dove_model.serving.coalesce import AsyncCoalescer
 from dove_model.serving.metrics import StepMetrics
 from dove_model.serving.model_store import model_dir_of
@@ -73,6 +73,8 @@ def load_runtime(config: ServingConfig, metrics: StepMetrics | None = None) -> S
         alias=labels.get("alias", "none"),
         data_version=labels.get("data_version", "unknown"),
         model_fingerprint=str(encoder.fingerprint),
+        family=family_of(encoder),
+        single_stage=searcher.single_stage,
         n_images=archive.n_images,
         n_captions=archive.n_captions,
         image_index=str(archive.meta.get("image_index")),

@@ -38,6 +38,8 @@ class ServiceInfo(BaseModel):
     alias: str
     data_version: str
     model_fingerprint: str
+    family: str = "dove"  # the model family: "dove" (two-stage) or "dual" (CLIP-style)
+    single_stage: bool = False  # True: the FAISS scores are the ranking (no re-rank step)
     n_images: int
     n_captions: int
     image_index: str

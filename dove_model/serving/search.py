@@ -1,4 +1,9 @@
-"""Two-stage retrieval (DOVE.md "Serving at scale"): FAISS candidates, then the ROAM re-rank."""
+"""Two-stage retrieval (DOVE.md "Serving at scale"): FAISS candidates, then the ROAM re-rank.
+
+A single-stage encoder (the dual family: its score is the cosine of the global vectors) skips
+the re-rank: its candidates' FAISS scores are already its scores (``score ==
+candidate_score``), and no ``rerank`` step is timed for it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from dove_model.index.archive import ArchiveIndex
-from dove_model.index.encoder import Encoder, as_image_arrays
+from dove_model.index.encoder import Encoder, as_image_arrays, family_of, is_single_stage
 from dove_model.index.vectors import search as vector_search
 from dove_model.serving.metrics import Step, StepMetrics
 
@@ -50,8 +55,9 @@ class Searcher:
         candidates_k: int,
         metrics: StepMetrics | None = None,
     ) -> None:
-        archive.check_model(str(encoder.fingerprint))
+        archive.check_model(str(encoder.fingerprint), family_of(encoder))
         self.encoder = encoder
+        self.single_stage = is_single_stage(encoder)
         self.archive = archive
         self.candidates_k = candidates_k
         self.metrics = metrics
@@ -80,18 +86,17 @@ class Searcher:
             global_scores, ids = vector_search(
                 self.archive.image_index, np.asarray(text.t_g, dtype=np.float32), want
             )
-        with self._step("rerank", TEXT_TO_IMAGE, n):
-            found = ids >= 0  # FAISS pads with -1 when it finds fewer than asked
-            rows = np.where(found, ids, 0)
-            arrays = self.archive.rerank_arrays(rows.reshape(-1))
-            scores = np.asarray(
-                self.encoder.score_text_candidates(
+        found = ids >= 0  # FAISS pads with -1 when it finds fewer than asked
+        rows = np.where(found, ids, 0)
+        if self.single_stage:
+            scores, order = _ranked(np.array(global_scores, dtype=np.float32), found)
+        else:
+            with self._step("rerank", TEXT_TO_IMAGE, n):
+                arrays = self.archive.rerank_arrays(rows.reshape(-1))
+                rerank = self.encoder.score_text_candidates(
                     arrays, text, np.arange(rows.size).reshape(rows.shape)
-                ),
-                dtype=np.float32,
-            )
-            scores[~found] = -np.inf
-            order = np.argsort(-scores, axis=1, kind="stable")
+                )
+                scores, order = _ranked(np.asarray(rerank, dtype=np.float32), found)
         return [
             [
                 ImageHit(
@@ -119,10 +124,14 @@ class Searcher:
             keep = ids[0] >= 0
             rows, global_scores = ids[0][keep], global_scores[0][keep]
         texts = [str(t) for t in self._caption_texts[rows]]
-        with self._step("rerank", IMAGE_TO_TEXT):
-            encoded = self.encoder.encode_texts(texts)
-            scores = np.asarray(self.encoder.score(parts, encoded), dtype=np.float32)[0]
+        if self.single_stage:  # the caption index holds the model's own caption vectors
+            scores = np.asarray(global_scores, dtype=np.float32)
             order = np.argsort(-scores, kind="stable")[:k]
+        else:
+            with self._step("rerank", IMAGE_TO_TEXT):
+                encoded = self.encoder.encode_texts(texts)
+                scores = np.asarray(self.encoder.score(parts, encoded), dtype=np.float32)[0]
+                order = np.argsort(-scores, kind="stable")[:k]
         return [
             CaptionHit(
                 row=int(rows[i]),
@@ -133,6 +142,12 @@ class Searcher:
             )
             for i in order
         ]
+
+
+def _ranked(scores: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scores`` with FAISS's padding at -inf, and each row's order, best first."""
+    scores[~found] = -np.inf
+    return scores, np.argsort(-scores, axis=1, kind="stable")
 
 
 def _optional_str(value: object) -> str | None:

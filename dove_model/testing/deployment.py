@@ -149,3 +149,54 @@ def deploy_synthetic(workdir: Path, *, per_scene: int = 6, seed: int = 0) -> Dem
         progress=False,
     )
     return DemoDeployment(dataset, model_dir, result.index_dir, result.model.tag, home)
+
+
+def train_dual_smoke(workdir: Path) -> tuple[Path, Path]:
+    """Train the dual family on the smoke project (48 synthetic scenes of 14 classes, a few
+    seconds on 2 cores); returns (prepared dataset, model directory)."""
+    import contextlib
+
+    from dove_model.config import load_params
+    from dove_model.data.prepare import prepare
+    from dove_model.testing.smoke import DUAL_SMOKE, write_smoke_project
+    from dove_model.training.train import train
+
+    workdir = Path(workdir).resolve()
+    params_file = write_smoke_project(workdir, DUAL_SMOKE)
+    with contextlib.chdir(workdir):
+        params = load_params(params_file)
+        dataset = prepare(params, progress=False)
+        result = train(dataset, params, Path(params.train.out_dir), progress=False)
+    return workdir / dataset, workdir / result.model_dir
+
+
+def deploy_dual_smoke(workdir: Path) -> DemoDeployment:
+    """A trained dual model imported into a BentoML store under ``workdir/bentoml`` (as
+    ``dove deploy`` imports a champion) and the smoke archive indexed with it."""
+    from dove_model.config import Params
+    from dove_model.serving.deploy import deploy
+
+    workdir = Path(workdir)
+    dataset, model_dir = train_dual_smoke(workdir / "project")
+    home = workdir / "bentoml"
+    result = deploy(
+        Params(),
+        dataset,
+        model_dir=model_dir,
+        index_dir=workdir / "index",
+        store_dir=home / "models",
+        progress=False,
+    )
+    return DemoDeployment(dataset, model_dir, result.index_dir, result.model.tag, home)
+
+
+def untrained_dual_model_dir(target: Path, model: ModelParams, eval_size: int) -> Path:
+    """A dual model of the architecture ``model`` describes with fresh projection heads (the
+    pretrained towers from the offline stores): benchmarks time the real sizes."""
+    from dove_model.model.dual import assemble, build_towers
+    from dove_model.model.dual_io import save_dual_model_dir
+    from dove_model.model.preprocess import preprocessing_for
+
+    image_tower, text_tower = build_towers(model, pretrained=True)
+    dual = assemble(model, image_tower, text_tower, heads=None)
+    return save_dual_model_dir(dual, eval_size, Path(target), preprocessing_for(model.backbone))

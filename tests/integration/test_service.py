@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import time
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +14,14 @@ import pytest
 from PIL import Image
 
 from dove_model.serving.launch import ServiceProcess, running_service, serving_env, start_service
+from dove_model.testing.bad_input import (
+    BAD_QUERIES,
+    BAD_UPLOADS,
+    HOSTILE,
+    decompression_bomb,
+    png_bytes,
+)
+from dove_model.testing.bad_input import error_text as assert_json_error
 from dove_model.testing.deployment import DemoDeployment, tiny_model_dir
 
 pytestmark = pytest.mark.integration
@@ -47,32 +54,6 @@ def service(
 def client(service: ServiceProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=service.url, headers=AUTH, timeout=60) as http:
         yield http
-
-
-def png_bytes(
-    size: tuple[int, int] = (64, 64), colour: tuple[int, int, int] = (40, 80, 160)
-) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", size, colour).save(out, format="PNG")
-    return out.getvalue()
-
-
-def decompression_bomb() -> bytes:
-    """A valid, tiny PNG that declares 20000 x 20000 pixels (400 M, over every cap)."""
-    out = io.BytesIO()
-    Image.new("1", (20000, 20000)).save(out, format="PNG")
-    return out.getvalue()
-
-
-def assert_json_error(response: httpx.Response, status: int | tuple[int, ...]) -> str:
-    expected = (status,) if isinstance(status, int) else status
-    assert response.status_code in expected, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    body = body[0] if isinstance(body, list) else body
-    assert body["error"]
-    details = [str(item.get("msg", "")) for item in body.get("detail", [])]
-    return " | ".join([str(body["error"]), *details])  # BentoML's input validation adds detail
 
 
 # --------------------------------------------------------------------------- search
@@ -155,19 +136,7 @@ def test_api_key_protects_the_api_and_the_page(service: ServiceProcess) -> None:
 
 
 # ------------------------------------------------------------------------ bad input
-@pytest.mark.parametrize(
-    ("payload", "message"),
-    [
-        ({"query": "", "k": 5}, "empty"),
-        ({"query": "   \t\n", "k": 5}, "empty"),
-        ({"query": "word " * 200, "k": 5}, "maximum is 500"),
-        ({"query": "lake", "k": 0}, "between 1 and 100"),
-        ({"query": "lake", "k": -3}, "between 1 and 100"),
-        ({"query": "lake", "k": 101}, "between 1 and 100"),
-        ({"query": "lake", "k": "ten"}, "k: Input should be a valid integer"),
-        ({"query": ["lake"], "k": 5}, "query: Input should be a valid string"),
-    ],
-)
+@pytest.mark.parametrize(("payload", "message"), BAD_QUERIES)
 def test_bad_queries_are_json_400(client: httpx.Client, payload: dict, message: str) -> None:
     assert message in assert_json_error(client.post("/search_images", json=payload), 400)
 
@@ -179,29 +148,7 @@ def test_malformed_json_body_is_400(client: httpx.Client) -> None:
     assert_json_error(response, 400)
 
 
-def truncated_png() -> bytes:
-    data = png_bytes((128, 128))
-    return data[: len(data) // 2]
-
-
-def corrupt_png() -> bytes:
-    """Complete headers, random pixel data: decoding fails after the header parsed."""
-    data = bytearray(png_bytes((128, 128)))
-    start = data.index(b"IDAT") + 4
-    data[start : start + 40] = zlib.compress(b"x")[:40].ljust(40, b"\0")
-    return bytes(data)
-
-
-@pytest.mark.parametrize(
-    ("upload", "status", "message"),
-    [
-        (("notes.txt", b"just some text", "text/plain"), 400, "content type"),
-        (("fake.png", b"this is not an image at all", "image/png"), 400, "not a readable image"),
-        (("half.png", truncated_png(), "image/png"), 400, "truncated or corrupt"),
-        (("bomb.png", decompression_bomb(), "image/png"), 413, "pixels"),
-        (("empty.png", b"", "image/png"), 400, "empty"),
-    ],
-)
+@pytest.mark.parametrize(("upload", "status", "message"), BAD_UPLOADS)
 def test_bad_uploads_are_json_4xx(
     client: httpx.Client, upload: tuple, status: int | tuple[int, ...], message: str
 ) -> None:
@@ -328,85 +275,6 @@ def test_dove_serve_stops_the_service_on_sigterm(
 
 
 # ------------------------------------------------- hostile input, table-driven (issue 11)
-def png_with_chunk(kind: bytes) -> bytes:
-    """A PNG whose zTXt/iCCP chunk before IDAT inflates past Pillow's limit (a ValueError)."""
-    import struct
-
-    data = png_bytes()
-    prefix = b"Comment\0\0" if kind == b"zTXt" else b"icc\0\0"
-    payload = prefix + zlib.compress(b"\0" * (2 * 1024 * 1024), 9)
-    at = data.index(b"IDAT") - 4
-    crc = struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
-    return data[:at] + struct.pack(">I", len(payload)) + kind + payload + crc + data[at:]
-
-
-def raw_form(part_head: str, data: bytes = b"x", boundary: str = "bnd") -> bytes:
-    return (
-        f"--{boundary}\r\n{part_head}\r\n\r\n".encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    )
-
-
-FORM = {"Content-Type": "multipart/form-data; boundary=bnd"}
-IMAGE_PART = 'Content-Disposition: form-data; name="image"; filename="a.png"'
-HOSTILE = [
-    # (name, method, path, request kwargs, status, error text)
-    ("png zTXt", "POST", "/search_texts",
-     {"files": {"image": ("a.png", png_with_chunk(b"zTXt"), "image/png")}}, 400, "not a readable"),
-    ("png iCCP", "POST", "/search_texts",
-     {"files": {"image": ("a.png", png_with_chunk(b"iCCP"), "image/png")}}, 400, "not a readable"),
-    ("eps", "POST", "/search_texts",
-     {"files": {"image": ("a.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n", "image/png")}}, 400, "accepted"),
-    ("static NUL", "GET", "/ui/static/%00", {}, 404, "no asset"),
-    ("static NUL.png", "GET", "/ui/static/app.js%00.png", {}, 404, "no asset"),
-    ("static long", "GET", "/ui/static/" + "a" * 5000, {}, 404, "no asset"),
-    ("wrong boundary", "POST", "/search_texts",
-     {"content": raw_form(IMAGE_PART, png_bytes(), "other"), "headers": FORM}, 400, "multipart"),
-    ("random body", "POST", "/search_texts",
-     {"content": bytes(range(256)) * 8, "headers": FORM}, 400, "multipart"),
-    ("1001 fields", "POST", "/search_texts",
-     {"data": {f"f{i}": "1" for i in range(1001)},
-      "files": {"image": ("a.png", png_bytes(), "image/png")}}, 400, "more than"),
-    ("100 KB part header", "POST", "/search_texts",
-     {"content": raw_form(IMAGE_PART + "\r\nX-Pad: " + "a" * 100_000), "headers": FORM},
-     400, "header"),
-    ("10 KB filename", "POST", "/search_texts",
-     {"files": {"image": ("a" * 10_000 + ".png", png_bytes(), "image/png")}}, 400, "multipart"),
-    ("image without filename", "POST", "/search_texts",
-     {"content": raw_form('Content-Disposition: form-data; name="image"', png_bytes()),
-      "headers": FORM}, 400, "must be a file upload"),
-    ("multipart without boundary", "POST", "/search_texts",
-     {"content": b"abc", "headers": {"Content-Type": "multipart/form-data"}}, 400, "boundary"),
-    ("query of control characters", "POST", "/search_images",
-     {"json": {"query": "\x01\x02\x03", "k": 3}}, 400, "empty"),
-    ("query NUL", "POST", "/search_images", {"json": {"query": "\x00", "k": 3}}, 400, "empty"),
-    ("query zero-width", "POST", "/search_images",
-     {"json": {"query": "\u200b\u200b", "k": 3}}, 400, "empty"),
-    ("query BOM", "POST", "/search_images", {"json": {"query": "\ufeff", "k": 3}}, 400, "empty"),
-    ("query RTL overrides", "POST", "/search_images",
-     {"json": {"query": "\u202e\u202d", "k": 3}}, 400, "empty"),
-    ("query combining marks", "POST", "/search_images",
-     {"json": {"query": "\u0301\u0302", "k": 3}}, 400, "no words"),
-    ("k string", "POST", "/search_images",
-     {"content": b'{"query": "lake", "k": "5"}', "headers": {"Content-Type": "application/json"}},
-     400, "valid integer"),
-    ("k float", "POST", "/search_images",
-     {"content": b'{"query": "lake", "k": 5.0}', "headers": {"Content-Type": "application/json"}},
-     400, "valid integer"),
-    ("k exponent", "POST", "/search_images",
-     {"content": b'{"query": "lake", "k": 1e2}', "headers": {"Content-Type": "application/json"}},
-     400, "valid integer"),
-    ("k bool", "POST", "/search_images",
-     {"content": b'{"query": "lake", "k": true}', "headers": {"Content-Type": "application/json"}},
-     400, "valid integer"),
-    ("k float in a form", "POST", "/search_texts",
-     {"files": {"image": ("a.png", png_bytes(), "image/png")}, "data": {"k": "5.0"}},
-     400, "valid integer"),
-    ("too many texts", "POST", "/encode_texts", {"json": {"texts": ["a lake"] * 65}}, 413, "64"),
-    ("too many images", "POST", "/encode_images",
-     {"files": [("images", ("a.png", png_bytes(), "image/png"))] * 17}, 413, "16"),
-    ("unknown path", "GET", "/no/such/path", {}, 404, "not found"),
-    ("wrong method", "GET", "/search_images", {}, 405, "use POST"),
-]  # fmt: skip
 
 
 @pytest.mark.parametrize(
