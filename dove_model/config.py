@@ -111,12 +111,17 @@ class ModelParams(Section):
     projection_hidden: int = Field(2048, ge=0)  # 0: a single linear projection
     projection_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     tta_mirror: bool = True  # an image is embedded as the mean of itself and its mirror
+    # LiT-style (dual-cpu, MiniLM): the text tower's top layers train on cached token states,
+    # at the profile's backbone_lr; 0 = the text tower stays frozen
+    text_tune_layers: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _open_clip_needs_its_checkpoint(self) -> ModelParams:
         wants_clip = self.family == "dual" and self.text_tower == "open_clip"
         if wants_clip and not (self.clip_arch and self.clip_checkpoint):
             raise ValueError("text_tower open_clip needs clip_arch and clip_checkpoint")
+        if wants_clip and self.text_tune_layers:
+            raise ValueError("text_tune_layers needs the minilm text tower")
         return self
 
 

@@ -77,6 +77,34 @@ class MiniLMTower(nn.Module):
     def dim(self) -> int:
         return int(self.encoder.config.hidden_size)
 
+    def top(self, k: int) -> TextTop:
+        """The last ``k`` transformer layers (1 <= k <= the tower's depth)."""
+        layers = self.encoder.encoder.layer
+        if not 1 <= k <= len(layers):
+            raise ConfigError(f"text_tune_layers {k}: the text tower has {len(layers)} layers")
+        return TextTop(nn.ModuleList(layers[-k:]))
+
+    def states_below_top(
+        self, texts: Sequence[str], k: int, width: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The token states entering the last ``k`` layers, padded to ``width`` tokens:
+        (B, width, H) and the (B, width) bool mask."""
+        batch = self.tokenizer(
+            list(texts),
+            padding="max_length",
+            truncation=True,
+            max_length=width,
+            return_tensors="pt",
+        )
+        batch = {key: v.to(self.encoder.device) for key, v in batch.items()}
+        hidden = self.encoder(**batch, output_hidden_states=True).hidden_states
+        return hidden[len(hidden) - 1 - k], batch["attention_mask"].bool()
+
+    def token_width(self, texts: Sequence[str]) -> int:
+        """The longest tokenised length of ``texts`` (at most ``max_tokens``)."""
+        lengths = self.tokenizer(list(texts), truncation=True, max_length=self.max_tokens)
+        return max((len(ids) for ids in lengths["input_ids"]), default=1)
+
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         batch = self.tokenizer(
             list(texts),
@@ -89,6 +117,26 @@ class MiniLMTower(nn.Module):
         states = self.encoder(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
+class TextTop(nn.Module):
+    """The top ``k`` transformer layers of a MiniLM tower (the tower's own modules, so
+    training them trains the tower) and its mean pooling: cached states -> sentence vectors.
+
+    LiT-style tuning: the states below these layers are computed once and cached."""
+
+    def __init__(self, layers: nn.ModuleList) -> None:
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, H) states entering the top layers, (B, T) bool mask -> (B, H)."""
+        keep = mask.to(states.dtype)
+        additive = (1.0 - keep[:, None, None, :]) * torch.finfo(states.dtype).min
+        for layer in self.layers:
+            out = layer(states, attention_mask=additive)
+            states = out[0] if isinstance(out, tuple) else out
+        return (states * keep.unsqueeze(-1)).sum(1) / keep.sum(1, keepdim=True).clamp_min(1.0)
 
 
 class TimmImageTower(nn.Module):

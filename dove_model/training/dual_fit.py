@@ -42,6 +42,7 @@ class DualRecipe:
     weight_decay: float = 0.1
     batch_size: int = 256
     seed: int = 0
+    text_lr: float = 5e-5  # LiT: the tuned top layers of the text tower (when given)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class TowerFeatures:
     images_mirrored: torch.Tensor
     texts: torch.Tensor
     caption_image: torch.Tensor  # (M,) int64: the image of each caption
+    # LiT only: (M, T, H) float16 token states entering the tuned top layers, (M, T) mask
+    text_states: torch.Tensor | None = None
+    text_mask: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.images_mirrored):
@@ -76,8 +80,10 @@ def encode_split(
     prep: Preprocessing,
     batch_size: int = 32,
     progress: bool = True,
+    text_layers: int = 0,
 ) -> TowerFeatures:
-    """Run ``split`` through the frozen towers (no gradients)."""
+    """Run ``split`` through the frozen towers (no gradients); with ``text_layers`` also keep
+    the token states entering the text tower's top ``text_layers`` layers (LiT)."""
     image_tower.eval()
     text_tower.eval()
     loader = DataLoader(ImageFiles(split.image_paths, eval_transform(size, prep)), batch_size)
@@ -93,24 +99,64 @@ def encode_split(
             range(0, len(captions), 256), desc="text tower", unit="batch", disable=not progress
         ):
             texts.append(text_tower(captions[start : start + 256]))
+    states = _text_states(split.captions, text_tower, text_layers, progress)
     return TowerFeatures(
         images=torch.cat(plain),
         images_mirrored=torch.cat(mirrored),
         texts=torch.cat(texts),
         caption_image=torch.as_tensor(split.caption_image, dtype=torch.long),
+        text_states=states[0] if states else None,
+        text_mask=states[1] if states else None,
     )
+
+
+def _text_states(
+    captions: list[str], text_tower: nn.Module, layers: int, progress: bool
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if layers <= 0:
+        return None
+    width = text_tower.token_width(captions)
+    states, masks = [], []
+    with torch.inference_mode():
+        for start in tqdm(
+            range(0, len(captions), 256), desc="text states", unit="batch", disable=not progress
+        ):
+            state, mask = text_tower.states_below_top(captions[start : start + 256], layers, width)
+            states.append(state.half())
+            masks.append(mask)
+    return torch.cat(states), torch.cat(masks)
+
+
+def caption_features(
+    features: TowerFeatures, rows: torch.Tensor | slice, text_top: nn.Module | None
+) -> torch.Tensor:
+    """The text tower's output for captions ``rows``: cached, or through the tuned top."""
+    if text_top is None:
+        return features.texts[rows]
+    if features.text_states is None or features.text_mask is None:
+        raise ValueError("tuning text layers needs features encoded with text_layers")
+    return text_top(features.text_states[rows].float(), features.text_mask[rows])
 
 
 def new_heads(image_dim: int, text_dim: int, recipe: DualRecipe) -> DualHeads:
     return new_dual_heads(image_dim, text_dim, recipe.embed_dim, recipe.hidden, recipe.dropout)
 
 
-def split_scores(heads: DualHeads, features: TowerFeatures) -> np.ndarray:
+def split_scores(
+    heads: DualHeads, features: TowerFeatures, text_top: nn.Module | None = None
+) -> np.ndarray:
     """(N_images, N_captions) cosine scores; images embedded as the mean of both views."""
     heads.eval()
+    if text_top is not None:
+        text_top.eval()
     with torch.inference_mode():
         images = heads.image_head((features.images + features.images_mirrored) / 2)
-        texts = heads.text_head(features.texts)
+        texts = torch.cat(
+            [
+                heads.text_head(caption_features(features, slice(s, s + 512), text_top))
+                for s in range(0, len(features.texts), 512)
+            ]
+        )
         images = nn.functional.normalize(images, dim=-1)
         texts = nn.functional.normalize(texts, dim=-1)
         return (images @ texts.T).numpy()
@@ -122,8 +168,11 @@ def _train_epoch(
     optimiser: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
     batch_size: int,
+    text_top: nn.Module | None = None,
 ) -> float:
     heads.train()
+    if text_top is not None:
+        text_top.train()
     order = torch.randperm(len(train.texts))
     losses: list[float] = []
     for start in range(0, len(order), batch_size):
@@ -131,9 +180,8 @@ def _train_epoch(
         scenes = train.caption_image[pairs]
         mirror = (torch.rand(len(pairs)) < 0.5)[:, None]
         pixels = torch.where(mirror, train.images_mirrored[scenes], train.images[scenes])
-        loss = info_nce(
-            heads.image_head(pixels), heads.text_head(train.texts[pairs]), heads.logit_scale, scenes
-        )
+        texts = heads.text_head(caption_features(train, pairs, text_top))
+        loss = info_nce(heads.image_head(pixels), texts, heads.logit_scale, scenes)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -161,27 +209,33 @@ def fit_heads(
     *,
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    text_top: nn.Module | None = None,
 ) -> FitResult:
     """Train the heads on ``train``; keep the epoch with the best ``val`` mR.
 
-    Each epoch's record (``epoch``, ``loss``, ``lr``, ``seconds``, ``val``: the retrieval
-    metrics, ``val_mR``) goes to ``history`` and to ``on_epoch_end``.
+    ``text_top`` (LiT): the text tower's top layers, trained at ``recipe.text_lr`` on the
+    cached token states; left holding the best epoch's weights. Each epoch's record
+    (``epoch``, ``loss``, ``lr``, ``seconds``, ``val``: the retrieval metrics, ``val_mR``)
+    goes to ``history`` and to ``on_epoch_end``.
     """
     torch.manual_seed(recipe.seed)
     heads = new_heads(train.images.shape[1], train.texts.shape[1], recipe)
     heads.image_head.fit_statistics(torch.cat([train.images, train.images_mirrored]))
     heads.text_head.fit_statistics(train.texts)
-    optimiser = torch.optim.AdamW(
-        heads.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
-    )
+    trained = nn.ModuleDict({"heads": heads, **({"text_top": text_top} if text_top else {})})
+    groups = [{"params": list(heads.parameters()), "lr": recipe.lr}]
+    if text_top is not None:
+        groups.append({"params": list(text_top.parameters()), "lr": recipe.text_lr})
+    optimiser = torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
     schedule = one_cycle(optimiser, recipe, len(train.texts))
-    best_state, best_mr, best_epoch = copy.deepcopy(heads.state_dict()), -1.0, 0
+    best_state, best_mr, best_epoch = copy.deepcopy(trained.state_dict()), -1.0, 0
     history: list[dict[str, Any]] = []
     bar = tqdm(range(1, recipe.epochs + 1), desc="dual heads", unit="epoch", disable=not progress)
     for epoch in bar:
         started = time.monotonic()
-        loss = _train_epoch(heads, train, optimiser, schedule, recipe.batch_size)
-        val_metrics = retrieval_metrics(split_scores(heads, val), val.caption_image.numpy())
+        loss = _train_epoch(heads, train, optimiser, schedule, recipe.batch_size, text_top)
+        scores = split_scores(heads, val, text_top)
+        val_metrics = retrieval_metrics(scores, val.caption_image.numpy())
         record = {
             "epoch": epoch,
             "loss": loss,
@@ -193,14 +247,11 @@ def fit_heads(
         history.append(record)
         bar.set_postfix(loss=f"{loss:.3f}", val_mR=f"{val_metrics['mR']:.1f}")
         if val_metrics["mR"] > best_mr:
-            best_state, best_mr, best_epoch = (
-                copy.deepcopy(heads.state_dict()),
-                val_metrics["mR"],
-                epoch,
-            )
+            best_state, best_epoch = copy.deepcopy(trained.state_dict()), epoch
+            best_mr = val_metrics["mR"]
         if on_epoch_end is not None:
             on_epoch_end(record)
-    heads.load_state_dict(best_state)
+    trained.load_state_dict(best_state)
     return FitResult(heads=heads, best_epoch=best_epoch, history=history)
 
 
@@ -223,4 +274,6 @@ def subset(features: TowerFeatures, image_rows: Sequence[int]) -> TowerFeatures:
         images_mirrored=features.images_mirrored[rows],
         texts=features.texts[keep],
         caption_image=renumber[features.caption_image[keep]],
+        text_states=None if features.text_states is None else features.text_states[keep],
+        text_mask=None if features.text_mask is None else features.text_mask[keep],
     )

@@ -66,7 +66,8 @@ def tower_features(
     progress: bool,
 ) -> TowerFeatures:
     """The split through the frozen towers, from the cache when the same key is there."""
-    towers_id = f"{model.params.text_tower}:{model.params.backbone}:{model.params.clip_arch}"
+    mp = model.params
+    towers_id = f"{mp.text_tower}:{mp.backbone}:{mp.clip_arch}:{mp.text_tune_layers}"
     path = cache_dir / f"dual-{features_key(split, model, size, prep, towers_id)}.pt"
     if path.is_file():
         try:
@@ -74,7 +75,13 @@ def tower_features(
         except Exception:  # a corrupt entry is recomputed, never trusted
             path.unlink(missing_ok=True)
     features = encode_split(
-        split, model.image_tower, model.text_tower, size=size, prep=prep, progress=progress
+        split,
+        model.image_tower,
+        model.text_tower,
+        size=size,
+        prep=prep,
+        progress=progress,
+        text_layers=mp.text_tune_layers,
     )
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -173,9 +180,17 @@ def _fit_on_cached_features(
         weight_decay=profile.weight_decay,
         batch_size=profile.batch_size,
         seed=params.train.seed,
+        text_lr=profile.backbone_lr if profile.backbone_lr is not None else DualRecipe.text_lr,
+    )
+    text_top = (
+        model.text_tower.top(model_params.text_tune_layers)
+        if model_params.text_tune_layers
+        else None
     )
     started = time.monotonic()
-    result = fit_heads(train_f, val_f, recipe, progress=progress, on_epoch_end=on_epoch_end)
+    result = fit_heads(
+        train_f, val_f, recipe, progress=progress, on_epoch_end=on_epoch_end, text_top=text_top
+    )
     model.heads = result.heads
     return FinetuneResult(
         best_epoch=result.best_epoch,

@@ -132,3 +132,42 @@ def test_dual_gpu_recipe_fine_tunes_both_towers(project: tuple[Path, Params, Pat
     assert not torch.equal(tuned.image_tower.state_dict()[name], weight)
     history = json.loads(result.history_file.read_text())
     assert np.isfinite(history["epochs"][0]["loss"]) and result.best_epoch == 1
+
+
+def test_lit_tuning_trains_the_text_towers_top_layers_only(
+    project: tuple[Path, Params, Path],
+) -> None:
+    """``text_tune_layers``: the top text layers change, the lower ones and the image tower
+    keep their pretrained weights, and the saved model scores with the tuned layers."""
+    from dove_model.model.dual_towers import MiniLMTower
+
+    root, _, dataset = project
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    profile = raw["train"]["profiles"]["smoke-dual"]
+    profile["backbone_lr"] = 1e-4
+    profile["model"]["text_tune_layers"] = 2
+    path = root / "params-lit.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    params = load_params(path)
+    with contextlib.chdir(root):
+        result = train(dataset, params, root / "out-lit", progress=False)
+    tuned = load_encoder(result.model_dir).model.text_tower.encoder.encoder.layer
+    original = MiniLMTower.pretrained().encoder.encoder.layer
+
+    def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+        return all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+
+    assert [same(t, o) for t, o in zip(tuned, original, strict=True)] == [True] * 4 + [False] * 2
+
+
+def test_the_tuned_top_reproduces_the_tower_on_cached_states() -> None:
+    """The cached-states path equals the tower's own forward (guards a transformers upgrade)."""
+    from dove_model.model.dual_towers import MiniLMTower
+
+    tower = MiniLMTower.pretrained().eval()
+    texts = ["two white storage tanks next to a road", "a plane", "a long dense residential area"]
+    with torch.inference_mode():
+        states, mask = tower.states_below_top(texts, 2, tower.token_width(texts) + 3)
+        assert torch.allclose(tower.top(2)(states, mask), tower(texts), atol=1e-5)
+    with pytest.raises(ConfigError, match="has 6 layers"):
+        tower.top(7)
