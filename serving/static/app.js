@@ -28,7 +28,8 @@ async function loadInfo() {
   const response = await fetch("/info", { method: "POST", headers: { ...authHeaders(), "Content-Type": "application/json" }, body: "{}" });
   if (!response.ok) { $("info").textContent = `info: ${await errorText(response)}`; return; }
   const info = await response.json();
-  $("info").textContent = `model ${info.model_name} v${info.model_version} (${info.alias}), ` +
+  $("info").textContent = `model ${info.model_name} v${info.model_version} (${info.alias}, ` +
+    `${info.family === "dual" ? "dual encoder" : "DOVE"}), ` +
     `data ${info.data_version.slice(0, 12)}, ${info.n_images} images, ${info.n_captions} captions`;
 }
 

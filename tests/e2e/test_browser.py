@@ -89,6 +89,7 @@ def keep_screenshot(tab: Page, tmp_path: Path, name: str) -> Path:
 
 def test_page_shows_model_info(page: Page) -> None:
     expect(page.locator("#info")).to_contain_text("24 images", timeout=15_000)
+    expect(page.locator("#info")).to_contain_text("DOVE)")  # the family of the champion
 
 
 def test_text_search_shows_a_grid_of_scored_thumbnails(page: Page, tmp_path: Path) -> None:
