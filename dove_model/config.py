@@ -223,13 +223,19 @@ class PipelineParams(Section):
 class IndexParams(Section):
     out_dir: str = "artifacts/index"
     exact_max: int = 50_000  # above this many images use an approximate index
-    approximate: Literal["ivf", "hnsw"] = "hnsw"
+    # hnsw | ivf: float vectors; ivf_pq: product-quantised codes (pq_m bytes a vector at 8
+    # bits); hnsw_sq8: HNSW over 8-bit scalar-quantised vectors (docs/serving.md, capacity)
+    approximate: Literal["ivf", "hnsw", "ivf_pq", "hnsw_sq8"] = "hnsw"
     ivf_nlist: int = 1024
     ivf_nprobe: int = 16
     hnsw_m: int = 32
     hnsw_ef_search: int = 64
+    pq_m: int = Field(64, ge=1)  # ivf_pq sub-quantisers (must divide the embedding size)
+    pq_nbits: int = Field(8, ge=4, le=12)  # bits per sub-quantiser code
     batch_size: int = 64
     splits: list[str] | None = None  # dataset splits to index (None = every split)
+    shards: int = Field(1, ge=1)  # the KFP deploy step encodes this many shards in parallel
+    keep_versions: int = Field(2, ge=1)  # index versions kept beside the current one
 
 
 class ServeParams(Section):
@@ -264,6 +270,7 @@ class ServeParams(Section):
     # run on search_threads threads (dove_model/serving/coalesce.py)
     search_max_batch: int = Field(32, ge=1)
     search_threads: int = Field(1, ge=1)
+    index_poll_s: float = Field(5.0, gt=0)  # how often the service looks for a new index
 
 
 # --------------------------------------------------------------------------------- root
