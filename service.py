@@ -4,6 +4,10 @@
 from the environment (see ``dove_model.serving.settings``); nothing is read at import.
 Routes: POST /search_images, /search_texts, /encode_texts, /encode_images, /info; the web page
 at /ui/; BentoML's own /healthz, /livez, /readyz and /metrics.
+
+A new index version (the index root's ``CURRENT`` pointer flipped) is picked up without a
+restart within ``serve.index_poll_s``; ``/info`` names the version served (docs/serving.md,
+"Live index swaps").
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, cast
+from urllib.parse import quote
 
 import bentoml
 import numpy as np
@@ -111,7 +116,7 @@ def _error(exc: InputError) -> JSONResponse:
 class DoveRetrieval:
     def __init__(self) -> None:
         from dove_model.serving.connections import ConnectionLimits, install_connection_limits
-        from dove_model.serving.metrics import StepMetrics, bound_endpoint_labels
+        from dove_model.serving.metrics import IndexMetrics, StepMetrics, bound_endpoint_labels
         from dove_model.serving.runtime import load_runtime
         from dove_model.serving.settings import resolve_serving_config
 
@@ -121,7 +126,12 @@ class DoveRetrieval:
             ConnectionLimits(serve.header_timeout_s, serve.max_header_bytes, serve.max_headers)
         )
         bound_endpoint_labels(ENDPOINT_LABELS)
-        self.runtime = load_runtime(config, StepMetrics(histogram_cls=bentoml.metrics.Histogram))
+        self.runtime = load_runtime(
+            config,
+            StepMetrics(histogram_cls=bentoml.metrics.Histogram),
+            IndexMetrics(counter_cls=bentoml.metrics.Counter),
+        )
+        self.runtime.start_watching()  # live index swaps: polls every serve.index_poll_s
 
     def __is_ready__(self) -> bool:
         return self.runtime is not None
@@ -150,7 +160,7 @@ class DoveRetrieval:
                     image_id=h.image_id,
                     score=h.score,
                     candidate_score=h.candidate_score,
-                    thumbnail_url=f"/ui/thumbs/{h.row}",
+                    thumbnail_url=f"/ui/thumbs/{h.row}?image_id={quote(h.image_id, safe='')}",
                     label=h.label,
                 )
                 for h in hits
@@ -175,7 +185,7 @@ class DoveRetrieval:
         except InputError as exc:
             return _error(exc)  # type: ignore[return-value]
         self.runtime.bind_thread()
-        hits = self.runtime.searcher.search_texts(picture, k)
+        hits = self.runtime.index.searcher.search_texts(picture, k)  # one index throughout
         return CaptionSearchResponse(
             k=k,
             results=[
@@ -213,7 +223,8 @@ class DoveRetrieval:
 
     @bentoml.api
     def info(self) -> ServiceInfo:
-        """Model name, version, alias, data version, family and gallery sizes."""
+        """Model name, version, alias, data version, family, gallery sizes and the index
+        version served (``index_refused``: a newer version this service would not load)."""
         return self.runtime.info
 
     # ---------------------------------------------------------------- web page
@@ -229,13 +240,15 @@ class DoveRetrieval:
         return FileResponse(path)
 
     @ui.get("/thumbs/{row}")
-    def thumbnail(self, row: int) -> Response:
-        if not 0 <= row < self.runtime.archive.n_images:
-            raise HTTPException(404, detail=f"no archive image {row}")
+    def thumbnail(self, row: int, image_id: str | None = None) -> Response:
+        """The image at ``row`` of the current index; with ``image_id`` (search results name
+        both) that image wherever it is now, after an index swap too."""
         try:
-            data = self.runtime.thumbnail(row)
+            data = self.runtime.thumbnail(row, image_id)
         except OSError:
             raise HTTPException(404, detail=f"archive image {row} is not readable") from None
+        if data is None:
+            raise HTTPException(404, detail=f"no archive image {row} {(image_id or '')[:100]}")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 

@@ -1,4 +1,8 @@
-"""CLI commands: serving area (`dove index build`, `merge`, `add`, `dove deploy`, `dove serve`)."""
+"""CLI commands: serving area (`dove index build`, `merge`, `add`, `versions`, `use`,
+`dove deploy`, `dove serve`).
+
+Every command that writes an index writes a new version of the index root and flips its
+``CURRENT`` pointer (dove_model/index/versions.py): a running service swaps to it live."""
 
 from __future__ import annotations
 
@@ -73,7 +77,11 @@ def build_command(
         _build_shard(model_dir, source or _default_source(params), params, out, shard)
         return
     folder = build_index(
-        model_dir, source or _default_source(params), params, out or Path(params.index.out_dir)
+        model_dir,
+        source or _default_source(params),
+        params,
+        out or Path(params.index.out_dir),
+        versioned=True,
     )
     _report_index(folder, params)
 
@@ -97,8 +105,9 @@ def _report_index(folder: Path, params: Params) -> None:
     from dove_model.index import load_archive
 
     archive = load_archive(folder, params.index)
+    version = f" version {archive.version}" if archive.version else ""
     typer.echo(
-        f"index {folder}: {archive.n_images} images ({archive.meta['image_index']}), "
+        f"index {folder}{version}: {archive.n_images} images ({archive.meta['image_index']}), "
         f"{archive.n_captions} captions, model {archive.fingerprint[:12]}"
     )
 
@@ -116,7 +125,7 @@ def merge_command(
     from dove_model.index.shards import merge_shards
 
     params = load_params(params_file)
-    folder = merge_shards(shards, params.index, out or Path(params.index.out_dir))
+    folder = merge_shards(shards, params.index, out or Path(params.index.out_dir), versioned=True)
     _report_index(folder, params)
 
 
@@ -133,7 +142,9 @@ def add_command(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="New index folder (default: replace --index atomically)."),
+        typer.Option(
+            "--out", "-o", help="Index folder to write (default: a new version of --index)."
+        ),
     ] = None,
     params_file: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
@@ -149,12 +160,54 @@ def add_command(
         source or _default_source(params),
         params,
         out,
+        versioned=True,
     )
     typer.echo(
         f"added {report.added} images, removed {report.removed}, kept {report.kept} "
         f"(encoded {report.added} images, {report.captions_encoded} caption texts)"
     )
     _report_index(report.folder, params)
+
+
+IndexRootOption = Annotated[
+    Path | None, typer.Option("--index", help="Index root (default: index.out_dir).")
+]
+
+
+@index_app.command("versions")
+def versions_command(
+    index_dir: IndexRootOption = None, params_file: ParamsOption = DEFAULT_PARAMS
+) -> None:
+    """List the versions of an index root, oldest first; the current one is marked *."""
+    from dove_model.config import load_params
+    from dove_model.index.archive import read_meta
+    from dove_model.index.versions import list_versions, read_pointer, version_dir
+
+    root = index_dir or Path(load_params(params_file).index.out_dir)
+    current = read_pointer(root)
+    for version in list_versions(root):
+        try:
+            meta = read_meta(version_dir(root, version))
+            about = f"{meta.get('n_images')} images, model {str(meta['model_fingerprint'])[:12]}"
+        except Exception as exc:  # a broken version is listed, not fatal
+            about = f"unreadable: {exc}"
+        typer.echo(f"{'*' if version == current else ' '} {version}  {about}")
+
+
+@index_app.command("use")
+def use_command(
+    version: Annotated[str, typer.Argument(help="Version id (see `dove index versions`).")],
+    index_dir: IndexRootOption = None,
+    params_file: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Point the index root's CURRENT at VERSION (a rollback): running services swap to it."""
+    from dove_model.config import load_params
+    from dove_model.index.versions import set_current
+
+    params = load_params(params_file)
+    root = index_dir or Path(params.index.out_dir)
+    set_current(root, version)
+    _report_index(root, params)
 
 
 def deploy_command(

@@ -35,6 +35,7 @@ from dove_model.index.vectors import (
     load_vector_index,
     save_vector_index,
 )
+from dove_model.index.versions import current_index_dir, is_versioned, publish, publish_target
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -57,6 +58,7 @@ class ArchiveIndex:
     image_index: faiss.Index
     caption_index: faiss.Index | None
     arrays: ImageArrays  # float16 memory maps
+    version: str | None = None  # the version id, when loaded through a versioned root
 
     @property
     def fingerprint(self) -> str:
@@ -116,9 +118,32 @@ def write_archive(
     caption_embeddings: np.ndarray | None,
     params: IndexParams,
     meta: dict[str, Any],
+    versioned: bool | None = None,
 ) -> Path:
     """Write an index folder atomically; ``meta`` must hold ``model_fingerprint`` and names the
-    ``family`` (default ``dove``)."""
+    ``family`` (default ``dove``). Returns ``out_dir``.
+
+    ``versioned``: True writes a new version under the index root ``out_dir``, flips its
+    ``CURRENT`` pointer and keeps ``params.keep_versions`` older versions; False replaces the
+    plain folder ``out_dir``; None (default) does the first when ``out_dir`` already is a
+    versioned root, else the second."""
+    if versioned if versioned is not None else is_versioned(out_dir):
+        target, version = publish_target(out_dir)
+        _write_folder(target, arrays, images, captions, caption_embeddings, params, meta)
+        publish(out_dir, version, params.keep_versions)
+        return Path(out_dir)
+    return _write_folder(Path(out_dir), arrays, images, captions, caption_embeddings, params, meta)
+
+
+def _write_folder(
+    out_dir: Path,
+    arrays: ImageArrays,
+    images: pd.DataFrame,
+    captions: pd.DataFrame,
+    caption_embeddings: np.ndarray | None,
+    params: IndexParams,
+    meta: dict[str, Any],
+) -> Path:
     if "model_fingerprint" not in meta:
         raise ValueError("meta must record the model fingerprint")
     family = str(meta.get("family") or DEFAULT_FAMILY)
@@ -127,7 +152,6 @@ def write_archive(
     n = len(arrays)
     if len(images) != n:
         raise ValueError(f"{len(images)} image rows for {n} embeddings")
-    out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         image_index = build_vector_index(arrays.v_m, params)
         save_vector_index(image_index, tmp / "images.faiss")
@@ -181,8 +205,9 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def load_archive(folder: Path | str, params: IndexParams) -> ArchiveIndex:
-    """Open an index folder; the big arrays stay on disk (memory-mapped)."""
-    folder = Path(folder)
+    """Open an index folder, or a versioned root's current version; the big arrays stay on
+    disk (memory-mapped)."""
+    folder, version = current_index_dir(folder)
     meta = read_meta(folder)
     loaded = {}
     for name in IMAGE_ARRAYS:
@@ -201,4 +226,28 @@ def load_archive(folder: Path | str, params: IndexParams) -> ArchiveIndex:
             load_vector_index(captions_file, params) if captions_file.is_file() else None
         ),
         arrays=ImageArrays(**loaded),
+        version=version,
     )
+
+
+def check_archive(archive: ArchiveIndex) -> None:
+    """Refuse an index whose parts disagree on their sizes (a half-copied or edited folder)."""
+    meta = archive.meta
+    sizes = {
+        "meta n_images": meta.get("n_images"),
+        "images.parquet": archive.n_images,
+        "images.faiss": archive.image_index.ntotal,
+        **{f"{name}.npy": len(getattr(archive.arrays, name)) for name in IMAGE_ARRAYS},
+    }
+    caption_sizes = {
+        "meta n_captions": meta.get("n_captions"),
+        "captions.parquet": archive.n_captions,
+    }
+    if archive.caption_index is not None:
+        caption_sizes["captions.faiss"] = archive.caption_index.ntotal
+    for group in (sizes, caption_sizes):
+        if len({int(v) if v is not None else -1 for v in group.values()}) != 1:
+            found = ", ".join(f"{k} {v}" for k, v in group.items())
+            raise ConfigError(f"{archive.folder}: inconsistent index sizes ({found})")
+    if archive.image_index.d != int(meta.get("dim", archive.image_index.d)):
+        raise ConfigError(f"{archive.folder}: images.faiss has dim {archive.image_index.d}")

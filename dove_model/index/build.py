@@ -159,8 +159,10 @@ def build_index_with(
     *,
     model_info: dict[str, Any] | None = None,
     progress: bool = True,
+    versioned: bool | None = None,
 ) -> Path:
-    """Encode ``source`` with ``encoder`` and write the index folder ``out_dir``."""
+    """Encode ``source`` with ``encoder`` and write the index folder ``out_dir`` (a new
+    version of it when ``versioned``: see ``write_archive``)."""
     archive = with_content_hashes(resolve_source(source, params.index.splits))
     arrays, caption_embeddings = encode_archive(
         encoder, archive, params.index.batch_size, progress=progress
@@ -181,6 +183,7 @@ def build_index_with(
         caption_embeddings=caption_embeddings,
         params=params.index,
         meta=meta,
+        versioned=versioned,
     )
 
 
@@ -192,6 +195,7 @@ def build_index(
     *,
     model_info: dict[str, Any] | None = None,
     progress: bool = True,
+    versioned: bool | None = None,
 ) -> Path:
     """The deploy stage's index step (docs/contracts.md section 2)."""
     from dove_model.encoders import load_encoder
@@ -204,4 +208,5 @@ def build_index(
         out_dir,
         model_info=model_info,
         progress=progress,
+        versioned=versioned,
     )

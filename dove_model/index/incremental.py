@@ -40,6 +40,7 @@ from dove_model.index.build import (
     with_content_hashes,
 )
 from dove_model.index.encoder import Encoder, ImageArrays, family_of
+from dove_model.index.vectors import is_compressed
 
 
 class RebuildNeededError(ConfigError):
@@ -83,6 +84,15 @@ def stored_embeddings(index: faiss.Index) -> np.ndarray:
     return np.asarray(index.reconstruct_n(0, index.ntotal), dtype=np.float32)
 
 
+def global_embeddings(archive: ArchiveIndex) -> np.ndarray:
+    """V_M as a full build indexes it: read back from a float index (float32); from the stored
+    float16 ``v_m.npy`` for a compressed one (``ivf_pq``, ``hnsw_sq8``), whose reconstructions
+    are decoded codes: re-training on those would compound the quantisation error per update."""
+    if is_compressed(archive.image_index):
+        return archive.arrays.v_m
+    return stored_embeddings(archive.image_index)
+
+
 def match_rows(indexed: pd.Series, archive: pd.Series) -> np.ndarray:
     """For each archive hash, the index row holding that content, or -1 when it is new."""
     row_of: dict[str, int] = {}
@@ -103,7 +113,7 @@ def _image_arrays(
     new = np.flatnonzero(old_rows < 0)
     kept = np.flatnonzero(old_rows >= 0)
     stored = {
-        "v_m": stored_embeddings(archive.image_index),  # float32, as a full build indexes them
+        "v_m": global_embeddings(archive),
         "v_mr": archive.arrays.v_mr,
         "r": archive.arrays.r,
     }
@@ -131,7 +141,8 @@ def _caption_embeddings(
         return None, 0
     row_of: dict[str, int] = {}
     known = np.zeros((0, 0), np.float32)
-    if archive.caption_index is not None:
+    # a compressed caption index holds decoded codes, not the embeddings: re-encode its texts
+    if archive.caption_index is not None and not is_compressed(archive.caption_index):
         known = stored_embeddings(archive.caption_index)
         for row, text in enumerate(archive.captions["caption"].astype(str)):
             row_of.setdefault(text, row)
@@ -152,9 +163,12 @@ def update_index_with(
     out_dir: Path | str | None = None,
     *,
     progress: bool = True,
+    versioned: bool | None = None,
 ) -> UpdateReport:
-    """Write ``out_dir`` (default: replace ``index_dir``, atomically) for the archive ``source``,
-    encoding only images and caption texts ``index_dir`` does not hold."""
+    """Write ``out_dir`` (default: ``index_dir``) for the archive ``source``, encoding only
+    images and caption texts ``index_dir`` does not hold. A versioned root (or ``versioned``)
+    gets a new version and its pointer flipped: the version being served is never touched; a
+    plain folder is replaced atomically (see ``write_archive``)."""
     index_dir = Path(index_dir)
     archive = load_archive(index_dir, params.index)
     check_updatable(archive, encoder.fingerprint, family_of(encoder))
@@ -178,7 +192,7 @@ def update_index_with(
         "source_kind": grown.kind,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "incremental": {
-            "from": str(index_dir.resolve()),
+            "from": str(archive.folder.resolve()),
             "added": report.added,
             "removed": report.removed,
             "kept": report.kept,
@@ -192,6 +206,7 @@ def update_index_with(
         caption_embeddings=t_g,
         params=params.index,
         meta=meta,
+        versioned=versioned,
     )
     return report
 
@@ -204,9 +219,12 @@ def update_index(
     out_dir: Path | str | None = None,
     *,
     progress: bool = True,
+    versioned: bool | None = None,
 ) -> UpdateReport:
     """``dove index add`` with the model in ``model_dir``."""
     from dove_model.encoders import load_encoder
 
     encoder = load_encoder(Path(model_dir), device="cpu")
-    return update_index_with(encoder, index_dir, source, params, out_dir, progress=progress)
+    return update_index_with(
+        encoder, index_dir, source, params, out_dir, progress=progress, versioned=versioned
+    )

@@ -268,9 +268,14 @@ def _concatenate(
 
 
 def merge_shards(
-    shard_dirs: Sequence[Path | str], params: IndexParams, out_dir: Path | str
+    shard_dirs: Sequence[Path | str],
+    params: IndexParams,
+    out_dir: Path | str,
+    *,
+    versioned: bool | None = None,
 ) -> Path:
-    """``dove index merge``: check the shards, then write one index folder over all of them."""
+    """``dove index merge``: check the shards, then write one index folder over all of them
+    (a new version of ``out_dir`` when ``versioned``: see ``write_archive``)."""
     shards = [read_shard(folder) for folder in shard_dirs]
     check_shards(shards)
     images, captions, arrays, t_g = _concatenate(shards)
@@ -292,4 +297,5 @@ def merge_shards(
         caption_embeddings=t_g,
         params=params,
         meta=meta,
+        versioned=versioned,
     )

@@ -26,7 +26,9 @@ def deploy(
     store_dir: Path | None = None,
     progress: bool = True,
 ) -> Deployment:
-    """Import the MLflow champion (or ``model_dir``) and index ``source`` with that model."""
+    """Import the MLflow champion (or ``model_dir``) and index ``source`` with that model, as
+    a new version of the index root (a running service swaps to it within
+    ``serve.index_poll_s``)."""
     if model_dir is None:
         imported = import_champion(params, root=root, store_dir=store_dir)
     else:
@@ -39,5 +41,6 @@ def deploy(
         out,
         model_info={"tag": imported.tag, **imported.labels},
         progress=progress,
+        versioned=True,
     )
     return Deployment(model=imported, index_dir=out)

@@ -1,4 +1,5 @@
-"""Prometheus histograms per serving step (encode, candidate search, re-rank).
+"""Prometheus histograms per serving step (encode, candidate search, re-rank), and a counter
+of live index swaps and refusals.
 
 Created by the service at start (never at import), so the collector lands in the registry
 BentoML exports on ``/metrics``; tests pass their own registry.
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 Step = Literal["encode", "candidate_search", "rerank"]
 STEPS: tuple[Step, ...] = ("encode", "candidate_search", "rerank")
@@ -56,6 +57,25 @@ class StepMetrics:
             series = self.histogram.labels(step=step, direction=direction)
             for _ in range(count):
                 series.observe(elapsed)
+
+
+class IndexMetrics:
+    """``dove_index_swaps_total{outcome="swapped"|"refused"}``: new index versions the
+    service swapped to, and those it refused (kept serving the old one)."""
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, counter_cls: Any = Counter
+    ) -> None:
+        kwargs: dict[str, Any] = {"registry": registry} if registry is not None else {}
+        self.swaps = counter_cls(
+            "dove_index_swaps",
+            "New index versions swapped to or refused",
+            labelnames=("outcome",),
+            **kwargs,
+        )
+
+    def outcome(self, outcome: Literal["swapped", "refused"]) -> None:
+        self.swaps.labels(outcome=outcome).inc()
 
 
 # ----------------------------------------------------------- bounded endpoint labels

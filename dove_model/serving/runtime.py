@@ -1,41 +1,230 @@
-"""Everything the service holds once started: model, archive index, searcher and info."""
+"""Everything the service holds once started: model, archive index, searcher and info.
+
+The archive and its searcher live in one ``LoadedIndex``, held by one attribute of the
+runtime. A request reads that attribute once and works on what it got, so a live index swap
+(``ServiceRuntime.refresh``, run every ``serve.index_poll_s`` by a daemon thread) is a single
+assignment: requests in flight finish on the old index, new ones see the new one, and the
+old archive (FAISS indexes, memory maps) is freed when the last request holding it ends.
+A new version that fails to load or check is refused, remembered (not retried every poll)
+and reported on ``/info``; the old one keeps serving.
+"""
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from functools import lru_cache
+import logging
+import threading
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from PIL import Image
 
-from dove_model.index.archive import ArchiveIndex, load_archive
+from dove_model.errors import ConfigError
+from dove_model.index.archive import ArchiveIndex, check_archive, load_archive
 from dove_model.index.encoder import Encoder, family_of
+from dove_model.index.versions import read_pointer, version_dir
 from dove_model.serving.coalesce import AsyncCoalescer
-from dove_model.serving.metrics import StepMetrics
+from dove_model.serving.metrics import IndexMetrics, StepMetrics
 from dove_model.serving.model_store import model_dir_of
-from dove_model.serving.schemas import ServiceInfo
+from dove_model.serving.schemas import IndexRefusal, ServiceInfo
 from dove_model.serving.search import ImageHit, Searcher
 from dove_model.serving.settings import ServingConfig
 
+logger = logging.getLogger(__name__)
+MAX_REMEMBERED_REFUSALS = 64
+
 
 @dataclass(frozen=True)
-class ServiceRuntime:
-    config: ServingConfig
-    encoder: Encoder
+class LoadedIndex:
+    """One index version, checked against the model: what a request searches."""
+
     archive: ArchiveIndex
     searcher: Searcher
-    info: ServiceInfo
-    # (query, k) -> hits; concurrent requests share one encode / FAISS / re-rank batch
-    text_search: AsyncCoalescer[tuple[str, int], list[ImageHit]]
+    info: ServiceInfo  # the service's info with this index's fields
+
+    @property
+    def version(self) -> str | None:
+        return self.archive.version
+
+    @cached_property
+    def _row_of_id(self) -> dict[str, int]:
+        rows: dict[str, int] = {}
+        for row, image_id in enumerate(self.archive.images["image_id"].astype(str)):
+            rows.setdefault(image_id, row)
+        return rows
+
+    def image_row(self, row: int, image_id: str | None = None) -> int | None:
+        """The row of ``image_id`` (``row`` when it still holds it: hits name both), or of
+        ``row`` when no id is given; None when this index has no such image."""
+        valid = 0 <= row < self.archive.n_images
+        if image_id is None:
+            return row if valid else None
+        if valid and str(self.archive.images["image_id"].iat[row]) == image_id:
+            return row
+        return self._row_of_id.get(image_id)
+
+
+class ServiceRuntime:
+    """Model, current index and the text-search coalescer; swaps the index live."""
+
+    def __init__(
+        self,
+        config: ServingConfig,
+        encoder: Encoder,
+        base_info: ServiceInfo,
+        metrics: StepMetrics | None = None,
+        index_metrics: IndexMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.encoder = encoder
+        self.metrics = metrics
+        self.index_metrics = index_metrics
+        self._base_info = base_info
+        self._lock = threading.Lock()
+        self._refused: dict[str, IndexRefusal] = {}
+        self._pointer_refusal: IndexRefusal | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._index = self.open_index(config.index_dir)
+        serve = config.params.serve
+        # (query, k) -> hits; concurrent requests share one encode / FAISS / re-rank batch,
+        # run on the index current when the batch starts
+        self.text_search: AsyncCoalescer[tuple[str, int], list[ImageHit]] = AsyncCoalescer(
+            self._search_batch,
+            max_batch=serve.search_max_batch,
+            max_running=serve.search_threads,
+            thread_init=lambda: set_op_threads(serve.op_threads),
+        )
+
+    # ------------------------------------------------------------------ requests
+    @property
+    def index(self) -> LoadedIndex:
+        """The current index: read it once per request and use what you got."""
+        return self._index
+
+    @property
+    def info(self) -> ServiceInfo:
+        info = self._index.info
+        refusal = self._pointer_refusal
+        return info if refusal is None else info.model_copy(update={"index_refused": refusal})
+
+    def _search_batch(self, requests: list[tuple[str, int]]) -> list[list[ImageHit]]:
+        return self._index.searcher.search_images_batch(requests)
 
     def bind_thread(self) -> None:
         """Call at the start of each request: OpenMP's thread count is per calling thread,
         and BentoML runs requests on pool threads other than the one that loaded the model."""
         set_op_threads(self.config.params.serve.op_threads)
 
-    def thumbnail(self, row: int) -> bytes:
-        return _thumbnail(self.archive.image_file(row), self.config.params.serve.thumbnail_px)
+    def thumbnail(self, row: int, image_id: str | None = None) -> bytes | None:
+        """A JPEG thumbnail of the image, or None when the current index lacks it."""
+        index = self._index
+        found = index.image_row(row, image_id)
+        if found is None:
+            return None
+        path = index.archive.image_file(found)
+        return _thumbnail(path, self.config.params.serve.thumbnail_px)
+
+    # ------------------------------------------------------------------ index swaps
+    def open_index(self, folder: Path, version: str | None = None) -> LoadedIndex:
+        """Load and check an index folder (or a root's current version) for this model."""
+        archive = load_archive(folder, self.config.params.index)
+        if version is not None:
+            archive = replace(archive, version=version)
+        check_archive(archive)
+        serve = self.config.params.serve
+        searcher = Searcher(self.encoder, archive, serve.candidates_k, self.metrics)
+        info = self._base_info.model_copy(
+            update={
+                "single_stage": searcher.single_stage,
+                "n_images": archive.n_images,
+                "n_captions": archive.n_captions,
+                "image_index": str(archive.meta.get("image_index")),
+                "caption_index": archive.meta.get("caption_index"),
+                "index_version": archive.version,
+                "index_created": archive.meta.get("created"),
+            }
+        )
+        return LoadedIndex(archive, searcher, info)
+
+    def refresh(self) -> str:
+        """Look at the index pointer once; swap to a new version or refuse it. Returns what
+        happened: ``unchanged``, ``swapped``, ``refused`` or ``known-refused``."""
+        root = self.config.index_dir
+        try:
+            version = read_pointer(root)
+        except (ConfigError, OSError) as exc:
+            logger.warning("index pointer of %s unreadable: %s", root, exc)
+            return "unchanged"
+        if version is None or version == self._index.version:
+            self._pointer_refusal = None
+            return "unchanged"
+        if version in self._refused:
+            self._pointer_refusal = self._refused[version]
+            return "known-refused"
+        try:
+            loaded = self.open_index(version_dir(root, version), version)
+        except Exception as exc:  # anything wrong with the new version: keep the old one
+            self._refuse(version, exc)
+            return "refused"
+        self._swap(loaded)
+        return "swapped"
+
+    def _swap(self, loaded: LoadedIndex) -> None:
+        with self._lock:
+            old, self._index = self._index, loaded
+            self._pointer_refusal = None
+        logger.info(
+            "index swapped: version %s (%d images) -> %s (%d images)",
+            old.version,
+            old.archive.n_images,
+            loaded.version,
+            loaded.archive.n_images,
+        )
+        if self.index_metrics:
+            self.index_metrics.outcome("swapped")
+
+    def _refuse(self, version: str, exc: BaseException) -> None:
+        refusal = IndexRefusal(
+            version=version,
+            reason=f"{type(exc).__name__}: {exc}"[:1000],
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        with self._lock:
+            while len(self._refused) >= MAX_REMEMBERED_REFUSALS:
+                self._refused.pop(next(iter(self._refused)))
+            self._refused[version] = refusal
+            self._pointer_refusal = refusal
+        logger.error(
+            "index version %s refused, still serving %s: %s",
+            version,
+            self._index.version,
+            refusal.reason,
+        )
+        if self.index_metrics:
+            self.index_metrics.outcome("refused")
+
+    def start_watching(self) -> None:
+        """Poll the index pointer every ``serve.index_poll_s`` on a daemon thread."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="index-watch", daemon=True)
+            self._watcher.start()
+
+    def stop_watching(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(10)
+            self._watcher = None
+
+    def _watch(self) -> None:
+        set_op_threads(self.config.params.serve.op_threads)
+        while not self._stop.wait(self.config.params.serve.index_poll_s):
+            try:
+                self.refresh()
+            except Exception:  # the watcher must outlive any surprise
+                logger.exception("index poll failed")
 
 
 def load_encoder(config: ServingConfig) -> tuple[Encoder, dict[str, str]]:
@@ -59,36 +248,32 @@ def set_op_threads(threads: int) -> None:
     faiss.omp_set_num_threads(threads)
 
 
-def load_runtime(config: ServingConfig, metrics: StepMetrics | None = None) -> ServiceRuntime:
-    """Load model and index; raises IndexMismatchError if another model built the index."""
+def load_runtime(
+    config: ServingConfig,
+    metrics: StepMetrics | None = None,
+    index_metrics: IndexMetrics | None = None,
+) -> ServiceRuntime:
+    """Load model and index; raises IndexMismatchError if another model built the index.
+    Call ``start_watching`` on the result to pick up new index versions live."""
     set_op_threads(config.params.serve.op_threads)
     encoder, labels = load_encoder(config)
-    archive = load_archive(config.index_dir, config.params.index)
     serve = config.params.serve
-    searcher = Searcher(encoder, archive, serve.candidates_k, metrics)
     tag = labels.get("tag", config.model_tag)
-    info = ServiceInfo(
+    base_info = ServiceInfo(
         model_name=tag.split(":")[0],
         model_version=labels.get("model_version", tag.split(":")[-1]),
         alias=labels.get("alias", "none"),
         data_version=labels.get("data_version", "unknown"),
         model_fingerprint=str(encoder.fingerprint),
         family=family_of(encoder),
-        single_stage=searcher.single_stage,
-        n_images=archive.n_images,
-        n_captions=archive.n_captions,
-        image_index=str(archive.meta.get("image_index")),
-        caption_index=archive.meta.get("caption_index"),
+        n_images=0,
+        n_captions=0,
+        image_index="none",
+        caption_index=None,
         candidates_k=serve.candidates_k,
         max_k=serve.max_k,
     )
-    text_search: AsyncCoalescer[tuple[str, int], list[ImageHit]] = AsyncCoalescer(
-        searcher.search_images_batch,
-        max_batch=serve.search_max_batch,
-        max_running=serve.search_threads,
-        thread_init=lambda: set_op_threads(serve.op_threads),
-    )
-    return ServiceRuntime(config, encoder, archive, searcher, info, text_search)
+    return ServiceRuntime(config, encoder, base_info, metrics, index_metrics)
 
 
 @lru_cache(maxsize=2048)

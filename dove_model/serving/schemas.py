@@ -32,6 +32,14 @@ class CaptionSearchResponse(BaseModel):
     results: list[CaptionResult]
 
 
+class IndexRefusal(BaseModel):
+    """A new index version the service would not swap to (it kept serving the old one)."""
+
+    version: str
+    reason: str
+    at: str  # ISO time of the refusal (UTC)
+
+
 class ServiceInfo(BaseModel):
     model_name: str
     model_version: str
@@ -46,3 +54,7 @@ class ServiceInfo(BaseModel):
     caption_index: str | None
     candidates_k: int
     max_k: int
+    index_version: str | None = None  # the version served (None: a plain, unversioned folder)
+    index_created: str | None = None  # when that index was written
+    # set while the index pointer names a version the service refused to swap to
+    index_refused: IndexRefusal | None = None

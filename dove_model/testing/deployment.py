@@ -5,6 +5,7 @@ random archives of any size for the serving benchmarks (10k .. 1M images).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,3 +201,105 @@ def untrained_dual_model_dir(target: Path, model: ModelParams, eval_size: int) -
     image_tower, text_tower = build_towers(model, pretrained=True)
     dual = assemble(model, image_tower, text_tower, heads=None)
     return save_dual_model_dir(dual, eval_size, Path(target), preprocessing_for(model.backbone))
+
+
+# ------------------------------------------------------------------ live index swaps
+def publish_index_copy(root: Path, folder: Path, *, truncate_faiss: bool = False) -> str:
+    """Copy the index folder ``folder`` in as a new version of the index root ``root`` and
+    flip its pointer, as ``dove index build`` would (optionally with images.faiss cut in
+    half: a broken version); returns the version id."""
+    import shutil
+
+    from dove_model.index.versions import new_version_id, set_current, version_dir
+
+    version = new_version_id()
+    target = version_dir(root, version)
+    tmp = target.with_name(f".{version}.tmp")
+    shutil.copytree(folder, tmp)
+    if truncate_faiss:
+        data = (tmp / "images.faiss").read_bytes()
+        (tmp / "images.faiss").write_bytes(data[: len(data) // 2])
+    tmp.rename(target)
+    set_current(root, version)
+    return version
+
+
+@dataclass(frozen=True)
+class TimedRequest:
+    start: float  # time.perf_counter() when sent
+    seconds: float
+    status: int  # 0: no answer (connection error, timeout)
+
+
+async def _search_load(
+    url: str, concurrency: int, until: float, queries: list[str]
+) -> list[TimedRequest]:
+    import asyncio
+    import time
+
+    import httpx
+
+    out: list[TimedRequest] = []
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def worker(offset: int) -> None:
+            i = offset
+            while time.perf_counter() < until:
+                start = time.perf_counter()
+                try:
+                    body = {"query": queries[i % len(queries)], "k": 10}
+                    status = (await client.post("/search_images", json=body)).status_code
+                except httpx.HTTPError:
+                    status = 0
+                out.append(TimedRequest(start, time.perf_counter() - start, status))
+                i += concurrency
+
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return out
+
+
+def load_during(
+    url: str,
+    action: Callable[[], None],
+    *,
+    concurrency: int,
+    seconds: float,
+    action_at: float,
+    queries: list[str],
+) -> tuple[list[TimedRequest], float]:
+    """Search at ``concurrency`` for ``seconds`` while ``action`` runs ``action_at`` seconds
+    in (on this thread); returns every request and when the action started."""
+    import asyncio
+    import threading
+    import time
+
+    start = time.perf_counter()
+    results: list[TimedRequest] = []
+    runner = threading.Thread(
+        target=lambda: results.extend(
+            asyncio.run(_search_load(url, concurrency, start + seconds, queries))
+        )
+    )
+    runner.start()
+    time.sleep(action_at)
+    acted = time.perf_counter()
+    action()
+    runner.join(seconds + 120)
+    return results, acted
+
+
+def wait_for_info(url: str, check: Callable[[dict], bool], timeout: float = 20.0) -> dict:
+    """Poll ``/info`` until ``check(info)``; returns that info (raises TimeoutError)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        info = httpx.post(f"{url}/info", json={}, timeout=10).json()
+        if check(info):
+            return info
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"/info never changed as expected: {info}")
+        time.sleep(0.1)
