@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from ucm_ablation import UCM, mean_std, prepared_ucm
 
-from dove_model.data.manifest import load_split
+from dove_model.data.manifest import SplitData, load_split
 from dove_model.evaluation.metrics import (
     RECALL_KEYS,
     random_chance_metrics,
@@ -46,17 +46,51 @@ COLUMNS = (*RECALL_KEYS, "mR", "tie_averaged_mR")
 
 
 def split_features(
-    dataset: Path, split: str, out: Path, image_tower_name: str, size: int
+    dataset: Path, split: str, out: Path, image_tower_name: str, size: int, text_layers: int = 0
 ) -> TowerFeatures:
     cached = out / f"features-{image_tower_name}-{size}-{split}.pt"
     if cached.is_file():
-        return load_features(cached)
-    towers = (create_image_tower(image_tower_name), MiniLMTower.pretrained())
-    features = encode_split(
-        load_split(dataset, split), *towers, size=size, prep=preprocessing_for(image_tower_name)
-    )
-    save_features(features, cached)
+        features = load_features(cached)
+    else:
+        towers = (create_image_tower(image_tower_name), MiniLMTower.pretrained())
+        features = encode_split(
+            load_split(dataset, split), *towers, size=size, prep=preprocessing_for(image_tower_name)
+        )
+        save_features(features, cached)
+    if text_layers:
+        features = with_text_states(features, load_split(dataset, split), split, out, text_layers)
     return features
+
+
+def with_text_states(
+    features: TowerFeatures, data: SplitData, split: str, out: Path, layers: int
+) -> TowerFeatures:
+    """The token states entering the text tower's top ``layers`` layers (LiT), cached."""
+    cached = out / f"text-states-{layers}-{split}.pt"
+    if not cached.is_file():
+        tower = MiniLMTower.pretrained().eval()
+        width = tower.token_width(data.captions)
+        states, masks = [], []
+        with torch.inference_mode():
+            for start in range(0, len(data.captions), 256):
+                state, mask = tower.states_below_top(
+                    data.captions[start : start + 256], layers, width
+                )
+                states.append(state.half())
+                masks.append(mask)
+        torch.save({"states": torch.cat(states), "mask": torch.cat(masks)}, cached)
+    stored = torch.load(cached, weights_only=True)
+    return TowerFeatures(
+        **{**features.__dict__, "text_states": stored["states"], "text_mask": stored["mask"]}
+    )
+
+
+def fresh_text_top(layers: int) -> torch.nn.Module | None:
+    """A new copy of the pretrained top ``layers`` for each seed (None: frozen text tower)."""
+    if not layers:
+        return None
+    torch.manual_seed(0)
+    return MiniLMTower.pretrained().top(layers)
 
 
 def main() -> None:
@@ -67,6 +101,9 @@ def main() -> None:
     parser.add_argument("--image-tower", default="tf_efficientnet_lite2")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--text-layers", type=int, default=0, help="LiT: tune the top k layers")
+    parser.add_argument("--text-lr", type=float, default=5e-5)
+    parser.add_argument("--epochs", type=int, default=DualRecipe.epochs)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -74,15 +111,17 @@ def main() -> None:
     started = time.perf_counter()
     dataset = prepared_ucm(args.out, args.data, carve_val=True)
     train, val, test = (
-        split_features(dataset, split, args.out, args.image_tower, args.size)
+        split_features(dataset, split, args.out, args.image_tower, args.size, args.text_layers)
         for split in ("train", "val", "test")
     )
     encoded = time.perf_counter() - started
     rows: list[dict[str, float]] = []
     for seed in args.seeds:
         seed_start = time.perf_counter()
-        result = fit_heads(train, val, DualRecipe(seed=seed))
-        scores = split_scores(result.heads, test)
+        recipe = DualRecipe(seed=seed, text_lr=args.text_lr, epochs=args.epochs)
+        text_top = fresh_text_top(args.text_layers)
+        result = fit_heads(train, val, recipe, text_top=text_top)
+        scores = split_scores(result.heads, test, text_top)
         metrics = retrieval_metrics(scores, test.caption_image.numpy())
         metrics["tie_averaged_mR"] = tie_averaged_metrics(scores, test.caption_image.numpy())["mR"]
         metrics["best_epoch"] = result.best_epoch
@@ -102,7 +141,8 @@ def main() -> None:
     print("|" + "---|" * len(COLUMNS))
     print("| " + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in summary.values()) + " |")
     table = {"runs": rows, "summary": summary, "chance_mR": chance, "tower_seconds": encoded}
-    (args.out / "dual_table.json").write_text(json.dumps(table, indent=2))
+    name = f"dual_table-lit{args.text_layers}.json" if args.text_layers else "dual_table.json"
+    (args.out / name).write_text(json.dumps(table, indent=2))
 
 
 if __name__ == "__main__":

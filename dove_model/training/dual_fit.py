@@ -197,8 +197,9 @@ def one_cycle(
     OneCycleLR divides by its length, which is 0 for a run of 10 steps at 10 %."""
     steps = max(4, recipe.epochs * -(-n_captions // recipe.batch_size))
     warmup = min(0.9, max(0.1, 2.5 / steps))
+    peaks = [group["lr"] for group in optimiser.param_groups]  # each group its own peak
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, recipe.lr, total_steps=steps, pct_start=warmup
+        optimiser, peaks, total_steps=steps, pct_start=warmup
     )
 
 

@@ -133,3 +133,22 @@ def test_the_schedule_runs_every_step_of_short_and_long_runs(n_captions: int) ->
         optimiser.step()
         schedule.step()
         assert 0 < optimiser.param_groups[0]["lr"] <= recipe.lr
+
+
+def test_each_parameter_group_peaks_at_its_own_learning_rate() -> None:
+    """LiT's text layers learn 20x slower than the heads; one shared peak would wreck them."""
+    from dove_model.training.dual_fit import one_cycle
+
+    recipe = DualRecipe(epochs=4, batch_size=10)
+    groups = [
+        {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 1e-3},
+        {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 5e-5},
+    ]
+    optimiser = torch.optim.AdamW(groups)
+    schedule = one_cycle(optimiser, recipe, 100)
+    peaks = [0.0, 0.0]
+    for _ in range(40):
+        optimiser.step()
+        schedule.step()
+        peaks = [max(p, g["lr"]) for p, g in zip(peaks, optimiser.param_groups, strict=True)]
+    assert peaks == pytest.approx([1e-3, 5e-5], rel=0.05)
