@@ -10,14 +10,16 @@ from dove_model.config import Params
 
 
 def compile_to_text(params: Params) -> str:
-    """The compiled pipeline YAML for the current code and ``params.pipeline``."""
+    """The compiled pipeline YAML for the current code, ``params.pipeline`` and the deploy
+    step's fan-out (``params.index.shards``)."""
     from kfp import compiler
 
     from components.pipeline import build_pipeline
 
     with tempfile.TemporaryDirectory(prefix="dove-kfp-") as tmp:
         out = Path(tmp) / "pipeline.yaml"
-        compiler.Compiler().compile(build_pipeline(params.pipeline), package_path=str(out))
+        pipeline = build_pipeline(params.pipeline, shards=params.index.shards)
+        compiler.Compiler().compile(pipeline, package_path=str(out))
         return out.read_text(encoding="utf-8")
 
 

@@ -6,6 +6,11 @@ configuration (``pipeline.image`` in params.yaml), read by the caller, not at im
 The gate policy is the register stage's (docs/pipeline.md): register always runs and tags the
 version challenger; only its verdict (promoted to champion or not) decides whether to deploy.
 Nothing here compares a metric with a floor.
+
+With ``shards`` > 1 (``index.shards`` in params.yaml, read at compile time: ``dsl.ParallelFor``
+needs a static list) the deploy step fans out: one ``index_shard`` task per shard, then
+``merge_index`` over the ``dsl.Collected`` shard folders does what deploy does after encoding.
+With 1 (the default) it stays the single deploy task.
 """
 
 from collections.abc import Callable
@@ -16,6 +21,8 @@ from kfp import dsl
 
 from components.deploy import deploy
 from components.evaluate import evaluate
+from components.index_shard import index_shard
+from components.merge_index import merge_index
 from components.prepare import prepare
 from components.register import register
 from components.train import train
@@ -36,6 +43,19 @@ class TrainResources:
     memory_limit: str = "32G"
 
 
+@dataclass(frozen=True)
+class ShardResources:
+    """What each ``index_shard`` task asks for. The index encoder runs on the CPU today, so no
+    accelerator by default; ``accelerator="nvidia.com/gpu"`` adds ``set_accelerator_type`` and
+    a limit of one (platform.py's GPU toleration and node selector then place it)."""
+
+    cpu_request: str = "2"
+    cpu_limit: str = "4"
+    memory_request: str = "8G"
+    memory_limit: str = "16G"
+    accelerator: str | None = None
+
+
 def _component(func: Callable[..., Any], image: str) -> Any:
     return dsl.component(func, base_image=image, install_kfp_package=False)
 
@@ -51,9 +71,48 @@ def _place_train(task: Any, resources: TrainResources) -> None:
     task.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
 
 
-def build_pipeline(settings: PipelineParams, resources: TrainResources | None = None) -> Any:
-    """The ``@dsl.pipeline`` function for ``settings`` (name and image)."""
+def _place_shard(task: Any, resources: ShardResources) -> None:
+    """A shard task: CPU and memory, a GPU only when asked, two retries of its own."""
+    task.set_display_name("index-shard")
+    task.set_cpu_request(resources.cpu_request).set_cpu_limit(resources.cpu_limit)
+    task.set_memory_request(resources.memory_request)
+    task.set_memory_limit(resources.memory_limit)
+    if resources.accelerator:
+        task.set_accelerator_type(resources.accelerator).set_accelerator_limit(1)
+    task.set_retry(num_retries=2, backoff_duration="60s", backoff_factor=2.0)
+    task.set_caching_options(enable_caching=False)
+
+
+def _sharded_deploy(
+    image: str, params_yaml: Any, dataset: Any, shards: int, resources: ShardResources
+) -> Any:
+    """The deploy step fanned out: ``shards`` index_shard tasks, then merge_index (fan-in)."""
+    shard_op, merge_op = (_component(f, image) for f in (index_shard, merge_index))
+    with dsl.ParallelFor(items=list(range(shards)), name="index-shards") as shard_index:
+        shard = shard_op(
+            params_yaml=params_yaml,
+            dataset=dataset,
+            shard_index=shard_index,
+            shard_count=shards,
+        )
+        _place_shard(shard, resources)
+    merged = merge_op(params_yaml=params_yaml, shards=dsl.Collected(shard.outputs["shard"]))
+    merged.set_display_name("deploy")
+    merged.set_caching_options(enable_caching=False)
+    return merged
+
+
+def build_pipeline(
+    settings: PipelineParams,
+    resources: TrainResources | None = None,
+    *,
+    shards: int = 1,
+    shard_resources: ShardResources | None = None,
+) -> Any:
+    """The ``@dsl.pipeline`` function for ``settings`` (name and image); ``shards`` > 1 fans
+    the deploy step out over that many index shards."""
     resources = resources or TrainResources()
+    shard_resources = shard_resources or ShardResources()
     image = settings.image
     prepare_op, validate_op, train_op = (_component(f, image) for f in (prepare, validate, train))
     evaluate_op, register_op, deploy_op = (
@@ -90,8 +149,12 @@ def build_pipeline(settings: PipelineParams, resources: TrainResources | None = 
         registered.set_caching_options(enable_caching=False)
         promoted = registered.outputs["Output"] == GateVerdict.PASSED.value
         with dsl.If(promoted, name="promoted-to-champion"):
-            deployed = deploy_op(params_yaml=params_yaml, dataset=prepared.outputs["dataset"])
-            deployed.set_display_name("deploy")
-            deployed.set_caching_options(enable_caching=False)
+            dataset = prepared.outputs["dataset"]
+            if shards > 1:
+                _sharded_deploy(image, params_yaml, dataset, shards, shard_resources)
+            else:
+                deployed = deploy_op(params_yaml=params_yaml, dataset=dataset)
+                deployed.set_display_name("deploy")
+                deployed.set_caching_options(enable_caching=False)
 
     return dove_pipeline

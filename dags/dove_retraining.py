@@ -2,8 +2,10 @@
 
 detect data version -> run the KFP pipeline (the endpoint in ``kfp_host`` when set, else KFP's
 local runner on ``components.pipeline``) -> read the register stage's verdict from the registry
--> promote -> roll the service. The DAG applies no gate itself: a version that failed its gates
-is registered as challenger by the pipeline, and the DAG stops before promote.
+-> promote (only when it passed) -> roll the service. The DAG applies no gate itself: a version
+that failed its gates is registered as challenger by the pipeline and is not promoted; the
+roll-out still runs, and with the champion unchanged it updates the service's index
+incrementally (only the new data's images are encoded); a new champion gets a full rebuild.
 Parsing this file imports only the Airflow SDK: the work lives in
 ``dove_model.pipeline.retraining`` and is imported inside the tasks. Every task is idempotent
 (the registry records what was done for a data version), so retries are safe.
@@ -77,13 +79,14 @@ def dove_retraining() -> None:
         root, params_file, kfp_host = _settings()
         return run_pipeline(root, params_file, data_version, kfp_host, build=build_pipeline)
 
-    @task.short_circuit
-    def gate_passed(result: dict) -> bool:
-        """Stop here (skip promote and roll-out) unless the register stage's gates passed."""
+    @task.branch
+    def gate_passed(result: dict) -> str:
+        """Promote when the register stage's gates passed; else keep the champion and go
+        straight to the roll-out (an incremental index update with the new data)."""
         from dove_model.registry.gates import GateVerdict
 
         print(f"data version {result['data_version']}: v{result['model_version']} {result['gate']}")
-        return result["gate"] == GateVerdict.PASSED
+        return "promote" if result["gate"] == GateVerdict.PASSED else "roll_service"
 
     @task
     def promote(result: dict) -> list[str]:
@@ -92,15 +95,25 @@ def dove_retraining() -> None:
         root, params_file, _ = _settings()
         return promote_if_gated(root, params_file, str(result["model_version"]))
 
-    @task
+    @task(trigger_rule="none_failed_min_one_success")
     def roll_service() -> dict:
+        """Incremental index update (champion unchanged) or full rebuild (new champion); the
+        XCom's ``path`` says which ran."""
         from dove_model.pipeline.retraining import roll_service
 
         root, params_file, _ = _settings()
-        return roll_service(root, params_file)
+        rolled = roll_service(root, params_file)
+        if rolled["path"] == "incremental":
+            print(f"incremental: +{rolled['added']} -{rolled['removed']} images")
+        else:
+            print(f"full rebuild: new champion v{rolled['model_version']}")
+        return rolled
 
     result = run_pipeline(detect_data_version())
-    gate_passed(result) >> promote(result) >> roll_service()
+    branch = gate_passed(result)
+    rolled = roll_service()
+    branch >> promote(result) >> rolled
+    branch >> rolled
 
 
 dove_retraining()

@@ -15,7 +15,7 @@ form KFP's API server accepts. Field names follow kfp-kubernetes' KubernetesExec
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,11 @@ def executor_config(task: str, placement: Placement) -> dict[str, Any]:
     return config
 
 
+def _accelerator(pipeline: PipelineDoc, label: str) -> Any:
+    container = pipeline["deploymentSpec"]["executors"][label].get("container", {})
+    return container.get("resources", {}).get("accelerator")
+
+
 def with_platform_config(
     pipeline: PipelineDoc, placement: Placement | None = None
 ) -> list[PipelineDoc]:
@@ -106,11 +111,12 @@ def with_platform_config(
     for task in placement.gpu_tasks:
         if task not in names:
             raise ValueError(f"no task {task!r} among {sorted(names)}")
-        resources = pipeline["deploymentSpec"]["executors"][names[task]]["container"].get(
-            "resources", {}
-        )
-        if not resources.get("accelerator"):
+        if not _accelerator(pipeline, names[task]):
             raise ValueError(f"task {task!r} asks for no accelerator (set_accelerator_type)")
+    # a task that asks for an accelerator (an index_shard with ShardResources.accelerator)
+    # gets the same toleration and node selector as the train task
+    asking = {t for t, label in names.items() if _accelerator(pipeline, label)}
+    placement = replace(placement, gpu_tasks=(*placement.gpu_tasks, *sorted(asking)))
     executors = {label: executor_config(task, placement) for task, label in names.items()}
     platforms = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
     return [copy.deepcopy(pipeline), platforms]

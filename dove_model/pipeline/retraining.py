@@ -116,17 +116,62 @@ def promote_if_gated(project_root: str, params_file: str, model_version: str) ->
     return [str(change) for change in promote(params, model_version, root=root)]
 
 
+def _prepared_dataset(params: Params) -> Path:
+    """The dataset as the data source holds it now (what this run trained on), prepared
+    again: a prepared folder left by an earlier data version would index old images."""
+    from dove_model.data.prepare import prepare
+
+    return prepare(params, progress=False).resolve()
+
+
+def _incremental(params: Params, root: Path, dataset: Path) -> dict[str, str] | None:
+    """``dove index add`` with the champion: None when the index needs a full rebuild (no
+    index yet, or another model built it: the champion changed)."""
+    import tempfile
+
+    from dove_model.errors import ConfigError
+    from dove_model.index.incremental import update_index
+    from dove_model.pipeline.steps import download_champion_labelled
+
+    index_dir = Path(params.index.out_dir)
+    with tempfile.TemporaryDirectory(prefix="dove-champion-") as tmp:
+        model_dir, labels = download_champion_labelled(params, Path(tmp), root=root)
+        try:
+            report = update_index(model_dir, index_dir, dataset, params, progress=False)
+        except ConfigError as exc:  # RebuildNeededError, or no index to update
+            log.info("no incremental update (%s)", exc)
+            return None
+    log.info("incremental: +%d -%d images", report.added, report.removed)
+    return {
+        "path": "incremental",
+        "model_version": labels["model_version"],
+        "index_dir": str(index_dir.resolve()),
+        "added": str(report.added),
+        "removed": str(report.removed),
+        "kept": str(report.kept),
+    }
+
+
 def roll_service(project_root: str, params_file: str) -> dict[str, str]:
-    """Import the champion into the BentoML store and rebuild the index with it: the service
-    serves this on its next (rolling) restart."""
-    from dove_model.data.manifest import MANIFEST_FILE
-    from dove_model.data.prepare import prepare, prepared_dataset_dir
+    """Bring the service up to date with the champion and the current data. The champion
+    that built the service's index (unchanged: the gate kept it, or only the data changed):
+    encode just the new images (``dove index add``). A new champion (or no index yet): import
+    it into the BentoML store and rebuild the index (the service serves it on its next
+    restart or index poll). Returns which path ran (``path``: incremental | full)."""
     from dove_model.serving.deploy import deploy
 
     params, root = _params(project_root, params_file)
     with contextlib.chdir(root):  # params hold paths relative to the project
-        dataset = prepared_dataset_dir(params.data)
-        if not (dataset / MANIFEST_FILE).is_file():
-            dataset = prepare(params, progress=False)
-        deployment = deploy(params, dataset.resolve(), root=root, progress=False)
-    return {"model_tag": deployment.model.tag, "index_dir": str(deployment.index_dir)}
+        dataset = _prepared_dataset(params)
+        updated = _incremental(params, root, dataset)
+        if updated is not None:
+            return updated
+        deployment = deploy(params, dataset, root=root, progress=False)
+    version = deployment.model.labels.get("model_version", "?")
+    log.info("full rebuild: new champion v%s", version)
+    return {
+        "path": "full",
+        "model_version": version,
+        "model_tag": deployment.model.tag,
+        "index_dir": str(deployment.index_dir),
+    }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dove_model.config import Params, PipelineParams
+from dove_model.config import Params
 from dove_model.errors import DataFormatError, DoveError
 from dove_model.pipeline.failures import read_failures
 from dove_model.registry.gates import GateVerdict
@@ -24,9 +24,10 @@ from dove_model.registry.tracking import TRACKING_ENV, resolve_tracking_uri
 
 ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")  # KFP colours its log lines
 
-# What builds the KFP pipeline function: ``components.pipeline.build_pipeline``. The library
-# takes it as an argument so that it never imports the top-level ``components`` package.
-PipelineBuilder = Callable[[PipelineParams], Any]
+# What builds the KFP pipeline function: ``components.pipeline.build_pipeline``, called with
+# ``params.pipeline`` and ``shards=params.index.shards``. The library takes it as an argument
+# so that it never imports the top-level ``components`` package.
+PipelineBuilder = Callable[..., Any]
 
 
 def pipeline_data_version(params: Params, root: Path | None = None) -> str:
@@ -126,7 +127,7 @@ def run_local(
         pipeline_root=str(outputs_root),
         raise_on_error=True,
     )
-    pipeline = build(params.pipeline)
+    pipeline = build(params.pipeline, shards=params.index.shards)
     before = _run_dirs(outputs_root)
     with _tracking_env(params, root), contextlib.chdir(root):
         try:

@@ -182,3 +182,82 @@ def deploy_step(params_yaml: str, dataset_path: str, index_path: str) -> str:
             params, dataset_dir(params, dataset_path), index_dir=staging, progress=False
         )
     return deployment.model.tag
+
+
+def download_champion_labelled(
+    params: Params, dst: Path, root: Path | None = None
+) -> tuple[Path, dict[str, str]]:
+    """Download the champion under ``dst``: its model directory and the labels deploy's
+    BentoML import gives it (version, alias, data version, fingerprint)."""
+    from dove_model.model.io import model_fingerprint
+    from dove_model.registry.promotion import download_version, resolve_champion
+
+    champion = resolve_champion(params, root=root)
+    version = str(champion.version)
+    model_dir = download_version(params, version, dst, root=root)
+    return model_dir, {
+        "model_version": version,
+        "alias": "champion",
+        "data_version": champion.tags.get("data_version") or "unknown",
+        "fingerprint": model_fingerprint(model_dir)[:16],
+    }
+
+
+def index_shard_step(
+    params_yaml: str, dataset_path: str, shard_index: int, shard_count: int, shard_path: str
+) -> Path:
+    """Encode shard ``shard_index``/``shard_count`` of the dataset with the champion into the
+    shard folder ``shard_path`` (``dove index build --shard I/N``)."""
+    import tempfile
+
+    from dove_model.index.shards import ShardSpec, build_shard
+
+    with recorded_failure(shard_path):
+        params = load_step_params(params_yaml)
+        spec = ShardSpec.parse(f"{shard_index}/{shard_count}")
+        shutil.rmtree(shard_path, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="dove-champion-") as tmp:
+            model_dir, labels = download_champion_labelled(params, Path(tmp))
+            build_shard(
+                model_dir,
+                dataset_dir(params, dataset_path),
+                params,
+                shard_path,
+                spec,
+                model_info=labels,
+                progress=False,
+            )
+    return Path(shard_path)
+
+
+def _shard_fingerprints(shard_paths: list[str]) -> set[str]:
+    from dove_model.index.shards import SHARD_META
+
+    return {
+        str(json.loads((Path(p) / SHARD_META).read_text(encoding="utf-8"))["model_fingerprint"])
+        for p in shard_paths
+        if (Path(p) / SHARD_META).is_file()
+    }
+
+
+def merge_index_step(params_yaml: str, shard_paths: list[str], index_path: str) -> str:
+    """The fan-in of a sharded deploy: import the champion into the BentoML store (as
+    ``deploy_step``), refuse shards another model encoded (a promotion during the fan-out),
+    and merge the shard folders into the index folder ``index_path``."""
+    from dove_model.errors import ConfigError
+    from dove_model.index.shards import merge_shards
+    from dove_model.serving.model_store import import_champion
+
+    with recorded_failure(index_path):
+        params = load_step_params(params_yaml)
+        imported = import_champion(params)
+        mine = imported.labels["fingerprint"]
+        others = sorted(f[:16] for f in _shard_fingerprints(shard_paths) if f[:16] != mine)
+        if others:
+            raise ConfigError(
+                f"shards encoded by model {', '.join(others)}, the champion is {mine}: the "
+                "champion changed during the fan-out; run the deploy step again"
+            )
+        shutil.rmtree(index_path, ignore_errors=True)
+        merge_shards(sorted(shard_paths), params.index, index_path)
+    return imported.tag

@@ -128,20 +128,25 @@ from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder=sys.argv[1]).dags[sys.argv[3]]
 conf = {"project_root": sys.argv[2], "params_file": "params.yaml", "kfp_host": ""}
 run = dag.test(run_conf=conf)
-states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-print("RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
+tis = run.get_task_instances()
+states = {ti.task_id: str(ti.state) for ti in tis}
+xcoms = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in tis}
+result = {"state": str(run.state), "tasks": states, "xcoms": xcoms}
+print("RESULT " + json.dumps(result, default=str))
 """
 
 
 def dag_test(home: Path, dags_folder: Path, project: Path) -> dict[str, Any]:
-    """``dag.test()`` of the retraining DAG on ``project``: the run state and task states."""
+    """``dag.test()`` of the retraining DAG on ``project``: the run state, the task states
+    and each task's return value (XCom, None when it returned nothing or was skipped); the
+    task logs are in ``output``."""
     env = airflow_env(home, dags_folder, project)
     script = [sys.executable, "-c", DAG_TEST_SCRIPT, str(dags_folder), str(project), DAG_ID]
     done = run_tool(project, *script, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         raise AssertionError(f"dag.test():\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return json.loads(lines[-1].removeprefix("RESULT ")) | {"output": done.stdout + done.stderr}
 
 
 def registry_state(params: Params, root: Path) -> dict[str, Any]:

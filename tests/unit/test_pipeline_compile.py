@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from components.compile import compile_to_text
-from dove_model.config import load_params
+from dove_model.config import load_params, parse_params
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,3 +77,68 @@ def test_register_always_runs_and_only_deploy_waits_for_its_verdict() -> None:
     promoted = root_tasks["condition-1"]["triggerPolicy"]["condition"]
     assert promoted == "inputs.parameter_values['pipelinechannel--register-Output'] == 'passed'"
     assert set(spec["components"]["comp-condition-1"]["dag"]["tasks"]) == {"deploy"}
+
+
+def _sharded(shards: int, **kwargs: object) -> dict:
+    from kfp import compiler
+
+    from components.pipeline import build_pipeline
+
+    params = load_params(REPO_ROOT / "params.yaml")
+    pipeline = build_pipeline(params.pipeline, shards=shards, **kwargs)
+    with tempfile.TemporaryDirectory(prefix="dove-kfp-test-") as tmp:
+        out = Path(tmp) / "pipeline.yaml"
+        compiler.Compiler().compile(pipeline, package_path=str(out))
+        return yaml.safe_load(out.read_text(encoding="utf-8"))
+
+
+def test_compile_reads_the_shard_count_from_params() -> None:
+    params = load_params(REPO_ROOT / "params.yaml")
+    raw = params.model_dump(mode="json", by_alias=True)
+    raw["index"]["shards"] = 3
+    spec = yaml.safe_load(compile_to_text(parse_params(raw)))
+    assert "exec-merge-index" in spec["deploymentSpec"]["executors"]
+    assert params.index.shards == 1  # the committed YAML: the single deploy task
+
+
+def test_sharded_deploy_fans_out_over_the_shards_then_merges_the_collected_folders() -> None:
+    spec = _sharded(3)
+    names = set(spec["deploymentSpec"]["executors"])
+    assert {"exec-index-shard", "exec-merge-index"} <= names and "exec-deploy" not in names
+    tasks = spec["components"]["comp-condition-1"]["dag"]["tasks"]
+    (loop,) = (name for name in tasks if name.startswith("for-loop-"))
+    assert set(tasks) == {loop, "merge-index"}
+    assert tasks[loop]["parameterIterator"]["items"]["raw"] == "[0, 1, 2]"
+    assert tasks[loop]["taskInfo"]["name"] == "index-shards"
+    body = spec["components"][tasks[loop]["componentRef"]["name"]]
+    shard = body["dag"]["tasks"]["index-shard"]
+    assert shard["inputs"]["parameters"]["shard_count"]["runtimeValue"]["constant"] == 3
+    assert "componentInputParameter" in shard["inputs"]["parameters"]["shard_index"]
+    assert shard["retryPolicy"]["maxRetryCount"] == 2
+    collected = body["outputDefinitions"]["artifacts"]
+    assert all(a["isArtifactList"] for a in collected.values())
+    merge = tasks["merge-index"]
+    assert merge["dependentTasks"] == [loop]
+    source = merge["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]
+    assert source["producerTask"] == loop and source["outputArtifactKey"] in collected
+    assert merge["taskInfo"]["name"] == "deploy"
+    merge_inputs = spec["components"]["comp-merge-index"]["inputDefinitions"]
+    assert merge_inputs["artifacts"]["shards"]["isArtifactList"]
+
+
+def test_shard_tasks_ask_for_a_gpu_only_when_told_and_then_get_the_gpu_placement() -> None:
+    from components.pipeline import ShardResources
+    from dove_model.pipeline.platform import with_platform_config
+
+    def shard_resources(spec: dict) -> dict:
+        return spec["deploymentSpec"]["executors"]["exec-index-shard"]["container"]["resources"]
+
+    cpu_only = _sharded(2)
+    assert "accelerator" not in shard_resources(cpu_only)
+    assert shard_resources(cpu_only)["cpuRequest"] == 2
+    gpu = _sharded(2, shard_resources=ShardResources(accelerator="nvidia.com/gpu"))
+    assert shard_resources(gpu)["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    for spec, placed in ((cpu_only, False), (gpu, True)):
+        platform = with_platform_config(spec)[1]["platforms"]["kubernetes"]
+        config = platform["deploymentSpec"]["executors"]["exec-index-shard"]
+        assert ("tolerations" in config) == placed and ("nodeSelector" in config) == placed
