@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_ARTIFACT_NAME = "model"
-METRICS_TAG_PREFIX = "metrics@"  # a champion re-evaluated on another data version
+METRICS_TAG_PREFIX = "metrics:"  # a champion re-evaluated on another data version (no "@":
+# MLflow refuses it in a tag name)
 RUN_KEY_TAG = "pipeline_data_version"
 FAMILY_TAG = "family"  # dove | dual: each version says which model family it is
 GATE_TAG = "gate"  # a model version's gates.GateVerdict

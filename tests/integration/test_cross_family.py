@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,31 @@ def test_a_registered_dual_model_loads_as_a_pyfunc(
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
     with pytest.raises(Exception, match="dual model, not 'dove'"):
         model.predict(pd.DataFrame({"text": ["x"]}), params={"family": "dove"})
+
+
+def test_a_champion_from_another_data_version_is_re_evaluated_across_families(
+    families: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The gate re-evaluates the champion (of the other family) on the challenger's data and
+    caches the result on the champion version."""
+    from mlflow import MlflowClient
+
+    from dove_model.registry import DataVersion
+    from dove_model.registry.register import METRICS_TAG_PREFIX
+    from dove_model.registry.tracking import resolve_tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    models, params = families["models"], families["params"]
+    weaker, stronger = sorted(models, key=lambda family: models[family][2])
+    model_dir, metrics, _ = models[weaker]
+    register(model_dir, metrics, params, DataVersion("older-data", None, "rev"), root=tmp_path)
+    data_version = detect_data_version(families["dataset"], root=families["root"])
+    model_dir, metrics, _ = models[stronger]
+    result = register(
+        model_dir, metrics, params, data_version, dataset_dir=families["dataset"], root=tmp_path
+    )
+    assert result.promoted, result.gate
+    uri = resolve_tracking_uri(params.register_, root=tmp_path)
+    tags = MlflowClient(uri, uri).get_model_version(params.register_.model_name, "1").tags
+    cached = json.loads(tags[METRICS_TAG_PREFIX + data_version.tag])
+    assert cached["mR"] == pytest.approx(models[weaker][2])  # the same evaluation function
