@@ -5,9 +5,11 @@ random archives of any size for the serving benchmarks (10k .. 1M images).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,21 +133,27 @@ class DemoDeployment:
 def deploy_synthetic(workdir: Path, *, per_scene: int = 6, seed: int = 0) -> DemoDeployment:
     """Generate data and an untrained model, import it into a BentoML store under
     ``workdir/bentoml`` and index the archive with it (the real ``deploy`` code path)."""
-    from dove_model.config import Params
-    from dove_model.serving.deploy import deploy
-
     workdir = Path(workdir)
     dataset = synthetic_dataset(workdir / "dataset", per_scene=per_scene)
     captions = [caption for _, caption in SCENES.values()]
     model_dir = tiny_model_dir(
         workdir / "model", [*captions, *(f"there is {c}" for c in captions)], seed=seed
     )
-    home = workdir / "bentoml"
+    return deploy_model(workdir, dataset, model_dir)
+
+
+def deploy_model(workdir: Path, dataset: Path, model_dir: Path) -> DemoDeployment:
+    """``model_dir`` imported into a BentoML store under ``workdir/bentoml`` (as ``dove
+    deploy`` imports a champion) and ``dataset`` indexed with it under ``workdir/index``."""
+    from dove_model.config import Params
+    from dove_model.serving.deploy import deploy
+
+    home = Path(workdir) / "bentoml"
     result = deploy(
         Params(),
         dataset,
         model_dir=model_dir,
-        index_dir=workdir / "index",
+        index_dir=Path(workdir) / "index",
         store_dir=home / "models",
         progress=False,
     )
@@ -174,21 +182,9 @@ def train_dual_smoke(workdir: Path) -> tuple[Path, Path]:
 def deploy_dual_smoke(workdir: Path) -> DemoDeployment:
     """A trained dual model imported into a BentoML store under ``workdir/bentoml`` (as
     ``dove deploy`` imports a champion) and the smoke archive indexed with it."""
-    from dove_model.config import Params
-    from dove_model.serving.deploy import deploy
-
     workdir = Path(workdir)
     dataset, model_dir = train_dual_smoke(workdir / "project")
-    home = workdir / "bentoml"
-    result = deploy(
-        Params(),
-        dataset,
-        model_dir=model_dir,
-        index_dir=workdir / "index",
-        store_dir=home / "models",
-        progress=False,
-    )
-    return DemoDeployment(dataset, model_dir, result.index_dir, result.model.tag, home)
+    return deploy_model(workdir, dataset, model_dir)
 
 
 def untrained_dual_model_dir(target: Path, model: ModelParams, eval_size: int) -> Path:
@@ -303,3 +299,24 @@ def wait_for_info(url: str, check: Callable[[dict], bool], timeout: float = 20.0
         if time.monotonic() > deadline:
             raise TimeoutError(f"/info never changed as expected: {info}")
         time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def serving(
+    deployment: DemoDeployment, log_file: Path, api_key: str | None = None
+) -> Iterator[Any]:
+    """A real ``bentoml serve`` of ``deployment`` (model from its BentoML store by tag) on a
+    free 127.0.0.1 port, open to all when ``api_key`` is None; yields the ServiceProcess."""
+    from dove_model.serving.launch import running_service, serving_env
+
+    env = serving_env(
+        model_tag=deployment.model_tag,
+        index_dir=deployment.index_dir,
+        bentoml_home=deployment.bentoml_home,
+        api_key=api_key,
+    )
+    env.pop("DOVE_MODEL_DIR", None)
+    if api_key is None:
+        env.pop("DOVE_API_KEY", None)
+    with running_service(env, log_file=log_file) as proc:
+        yield proc

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, Route, expect, sync_playwright
 
-from dove_model.serving.launch import ServiceProcess, running_service, serving_env
-from dove_model.testing.deployment import DemoDeployment
+from dove_model.serving.launch import ServiceProcess
+from dove_model.testing.deployment import DemoDeployment, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -38,14 +38,7 @@ def deployment(synthetic_deployment: DemoDeployment) -> DemoDeployment:
 def service(
     deployment: DemoDeployment, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    env = serving_env(
-        model_tag=deployment.model_tag,
-        index_dir=deployment.index_dir,
-        bentoml_home=deployment.bentoml_home,
-    )
-    for name in ("DOVE_MODEL_DIR", "DOVE_API_KEY"):
-        env.pop(name, None)
-    with running_service(env, log_file=tmp_path_factory.mktemp("logs") / "serve.log") as proc:
+    with serving(deployment, tmp_path_factory.mktemp("logs") / "serve.log") as proc:
         yield proc
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from dove_model.serving.launch import ServiceProcess, running_service, serving_env, start_service
+from dove_model.serving.launch import ServiceProcess, serving_env, start_service
 from dove_model.testing.bad_input import (
     BAD_QUERIES,
     BAD_UPLOADS,
@@ -22,7 +22,7 @@ from dove_model.testing.bad_input import (
     png_bytes,
 )
 from dove_model.testing.bad_input import error_text as assert_json_error
-from dove_model.testing.deployment import DemoDeployment, tiny_model_dir
+from dove_model.testing.deployment import DemoDeployment, serving, tiny_model_dir
 
 pytestmark = pytest.mark.integration
 API_KEY = "test-key-123"
@@ -39,14 +39,7 @@ def service(
     deployment: DemoDeployment, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
     """One server for the module, loading the model from the BentoML store by tag."""
-    env = serving_env(
-        model_tag=deployment.model_tag,
-        index_dir=deployment.index_dir,
-        bentoml_home=deployment.bentoml_home,
-        api_key=API_KEY,
-    )
-    env.pop("DOVE_MODEL_DIR", None)
-    with running_service(env, log_file=tmp_path_factory.mktemp("logs") / "serve.log") as proc:
+    with serving(deployment, tmp_path_factory.mktemp("logs") / "serve.log", API_KEY) as proc:
         yield proc
 
 

@@ -13,9 +13,14 @@ import httpx
 import pandas as pd
 import pytest
 
-from dove_model.serving.launch import ServiceProcess, running_service, serving_env, start_service
+from dove_model.serving.launch import ServiceProcess, serving_env, start_service
 from dove_model.testing.bad_input import BAD_QUERIES, BAD_UPLOADS, HOSTILE, error_text
-from dove_model.testing.deployment import DemoDeployment, deploy_dual_smoke, tiny_model_dir
+from dove_model.testing.deployment import (
+    DemoDeployment,
+    deploy_dual_smoke,
+    serving,
+    tiny_model_dir,
+)
 
 pytestmark = pytest.mark.integration
 API_KEY = "dual-key-456"
@@ -35,14 +40,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> DemoDeployment:
 def service(
     deployment: DemoDeployment, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    env = serving_env(
-        model_tag=deployment.model_tag,
-        index_dir=deployment.index_dir,
-        bentoml_home=deployment.bentoml_home,
-        api_key=API_KEY,
-    )
-    env.pop("DOVE_MODEL_DIR", None)
-    with running_service(env, log_file=tmp_path_factory.mktemp("logs") / "serve.log") as proc:
+    with serving(deployment, tmp_path_factory.mktemp("logs") / "serve.log", API_KEY) as proc:
         yield proc
 
 
