@@ -1,8 +1,8 @@
 """Incremental index update (``dove index add``) against a full rebuild of the same archive.
 
-Renders a synthetic archive of ``--n`` images (the last ``--new-fraction`` of them new: the
-synthetic generator is a pure function of the image index, so the smaller archive is an exact
-prefix of the larger one), indexes the old archive once, then times
+Renders a synthetic archive of ``--n`` images; the old archive is the same without the last
+``--new-fraction`` of the images (by sorted id: files hard-linked, manifest filtered). Indexes
+the old archive once, then times
 
 * full rebuild: ``build_index`` of the grown archive (every image encoded), and
 * incremental: ``update_index`` of the old index to the grown archive (only new images
@@ -20,6 +20,8 @@ The encoder dominates both: the incremental time scales with the images encoded,
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from typing import TypeVar
 import torch
 
 from dove_model.config import Params, parse_params
+from dove_model.data.manifest import read_manifest, write_manifest
 from dove_model.data.prepare import prepare
 from dove_model.index import build_index, load_archive
 from dove_model.index.incremental import update_index
@@ -61,6 +64,16 @@ def timed(what: str, run: Callable[[], T]) -> tuple[float, T]:
     return seconds, result
 
 
+def prefix_of(dataset: Path, n_images: int, target: Path) -> Path:
+    """The first ``n_images`` images of ``dataset`` as a dataset of their own (files
+    hard-linked, manifest filtered): what the archive looked like before the new images."""
+    frame = read_manifest(dataset)
+    keep = sorted(frame["image_id"].astype(str).unique())[:n_images]
+    shutil.copytree(dataset, target, copy_function=os.link)
+    write_manifest(frame[frame["image_id"].astype(str).isin(set(keep))], target)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=5000, help="images in the grown archive")
@@ -74,7 +87,8 @@ def main() -> None:
         work = Path(tmp)
         old = archive_params(work, n_old, args.image_size, "old")
         grown = archive_params(work, args.n, args.image_size, "grown")
-        old_data, grown_data = prepare(old, progress=False), prepare(grown, progress=False)
+        grown_data = prepare(grown, progress=False)
+        old_data = prefix_of(grown_data, n_old, work / "prepared" / "old")
         model = tiny_model_dir(work / "model", ["a synthetic scene"])
         print(f"archive: {n_old} images indexed, grown to {args.n} ({args.n - n_old} new)")
         timed(

@@ -80,13 +80,18 @@ def dove_retraining() -> None:
         return run_pipeline(root, params_file, data_version, kfp_host, build=build_pipeline)
 
     @task.branch
-    def gate_passed(result: dict) -> str:
+    def gate_passed(result: dict) -> list[str]:
         """Promote when the register stage's gates passed; else keep the champion and go
-        straight to the roll-out (an incremental index update with the new data)."""
+        straight to the roll-out (an incremental index update with the new data), or, with no
+        champion at all yet, skip both (nothing to serve)."""
+        from dove_model.pipeline.retraining import has_champion
         from dove_model.registry.gates import GateVerdict
 
         print(f"data version {result['data_version']}: v{result['model_version']} {result['gate']}")
-        return "promote" if result["gate"] == GateVerdict.PASSED else "roll_service"
+        if result["gate"] == GateVerdict.PASSED:
+            return ["promote"]
+        root, params_file, _ = _settings()
+        return ["roll_service"] if has_champion(root, params_file) else []
 
     @task
     def promote(result: dict) -> list[str]:

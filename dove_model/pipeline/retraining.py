@@ -49,6 +49,14 @@ def detect_data_version(project_root: str, params_file: str = "params.yaml") -> 
     return pipeline_data_version(params, root)
 
 
+def has_champion(project_root: str, params_file: str = "params.yaml") -> bool:
+    """Whether the registered model has a champion (none: there is nothing to roll out)."""
+    from dove_model.registry import alias_state
+
+    params, root = _params(project_root, params_file)
+    return alias_state(params, root=root)["champion"] is not None
+
+
 def find_registered(params: Params, root: Path, data_version: str) -> VersionGate:
     """The newest version registered for ``data_version`` (by run key), if any."""
     from mlflow import MlflowClient
