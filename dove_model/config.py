@@ -122,6 +122,8 @@ class ModelParams(Section):
             raise ValueError("text_tower open_clip needs clip_arch and clip_checkpoint")
         if wants_clip and self.text_tune_layers:
             raise ValueError("text_tune_layers needs the minilm text tower")
+        if self.family == "dual" and self.boxes_file:
+            raise ValueError("boxes_file (region boxes) is DOVE's; a dual model takes none")
         return self
 
 

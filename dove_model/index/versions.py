@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def new_version_id(now: datetime | None = None) -> str:
 
 
 def check_version_id(version: str, where: Path) -> str:
-    if not _VERSION_ID.match(version):
+    if not _VERSION_ID.fullmatch(version):
         raise ConfigError(f"{where}: {version[:60]!r} is not an index version id")
     return version
 
@@ -60,6 +61,8 @@ def read_pointer(root: Path | str) -> str | None:
         text = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: unreadable index pointer ({exc})") from None
     return check_version_id(text, path)
 
 
@@ -103,7 +106,19 @@ def prune_versions(root: Path | str, keep: int) -> list[str]:
     doomed = others[: max(0, len(others) - max(0, keep))]
     for version in doomed:
         shutil.rmtree(version_dir(root, version), ignore_errors=True)
+    _remove_abandoned_temporaries(Path(root) / VERSIONS_DIR)
     return doomed
+
+
+ABANDONED_AFTER_S = 24 * 3600  # a writer's temporary folder untouched this long has crashed
+
+
+def _remove_abandoned_temporaries(versions: Path) -> None:
+    """Temporary folders (``.<id>.*.tmp``) a crashed writer left: full-size, never listed."""
+    now = time.time()
+    for tmp in versions.glob(".*.tmp"):
+        if tmp.is_dir() and now - tmp.stat().st_mtime > ABANDONED_AFTER_S:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def publish_target(root: Path | str) -> tuple[Path, str]:

@@ -145,7 +145,9 @@ def _incremental(params: Params, root: Path, dataset: Path) -> dict[str, str] | 
     with tempfile.TemporaryDirectory(prefix="dove-champion-") as tmp:
         model_dir, labels = download_champion_labelled(params, Path(tmp), root=root)
         try:
-            report = update_index(model_dir, index_dir, dataset, params, progress=False)
+            report = update_index(
+                model_dir, index_dir, dataset, params, progress=False, versioned=True
+            )
         except ConfigError as exc:  # RebuildNeededError, or no index to update
             log.info("no incremental update (%s)", exc)
             return None

@@ -5,8 +5,8 @@ runtime. A request reads that attribute once and works on what it got, so a live
 (``ServiceRuntime.refresh``, run every ``serve.index_poll_s`` by a daemon thread) is a single
 assignment: requests in flight finish on the old index, new ones see the new one, and the
 old archive (FAISS indexes, memory maps) is freed when the last request holding it ends.
-A new version that fails to load or check is refused, remembered (not retried every poll)
-and reported on ``/info``; the old one keeps serving.
+A new version that fails to load or check is refused, remembered (not retried every poll;
+an I/O error is retried) and reported on ``/info``; the old one keeps serving.
 """
 
 from __future__ import annotations
@@ -167,7 +167,8 @@ class ServiceRuntime:
         try:
             loaded = self.open_index(version_dir(root, version), version)
         except Exception as exc:  # anything wrong with the new version: keep the old one
-            self._refuse(version, exc)
+            # an I/O error may pass (a network file system hiccup): try it again next poll
+            self._refuse(version, exc, remember=not isinstance(exc, OSError))
             return "refused"
         self._swap(loaded)
         return "swapped"
@@ -186,16 +187,17 @@ class ServiceRuntime:
         if self.index_metrics:
             self.index_metrics.outcome("swapped")
 
-    def _refuse(self, version: str, exc: BaseException) -> None:
+    def _refuse(self, version: str, exc: BaseException, remember: bool = True) -> None:
         refusal = IndexRefusal(
             version=version,
             reason=f"{type(exc).__name__}: {exc}"[:1000],
             at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         with self._lock:
-            while len(self._refused) >= MAX_REMEMBERED_REFUSALS:
+            while remember and len(self._refused) >= MAX_REMEMBERED_REFUSALS:
                 self._refused.pop(next(iter(self._refused)))
-            self._refused[version] = refusal
+            if remember:
+                self._refused[version] = refusal
             self._pointer_refusal = refusal
         logger.error(
             "index version %s refused, still serving %s: %s",

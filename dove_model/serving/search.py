@@ -16,6 +16,7 @@ from PIL import Image
 
 from dove_model.index.archive import ArchiveIndex
 from dove_model.index.encoder import Encoder, as_image_arrays, family_of, is_single_stage
+from dove_model.index.vectors import is_compressed
 from dove_model.index.vectors import search as vector_search
 from dove_model.serving.metrics import Step, StepMetrics
 
@@ -58,6 +59,9 @@ class Searcher:
         archive.check_model(str(encoder.fingerprint), family_of(encoder))
         self.encoder = encoder
         self.single_stage = is_single_stage(encoder)
+        # a compressed index's scores are approximate; a single-stage model re-scores its
+        # candidates exactly with the stored (memory-mapped, float16) image vectors
+        self.exact_rescore = self.single_stage and is_compressed(archive.image_index)
         self.archive = archive
         self.candidates_k = candidates_k
         self.metrics = metrics
@@ -88,7 +92,11 @@ class Searcher:
             )
         found = ids >= 0  # FAISS pads with -1 when it finds fewer than asked
         rows = np.where(found, ids, 0)
-        if self.single_stage:
+        if self.exact_rescore:
+            vectors = self.archive.rerank_arrays(rows.reshape(-1)).v_m.reshape(*rows.shape, -1)
+            exact = np.einsum("qkd,qd->qk", vectors, np.asarray(text.t_g, dtype=np.float32))
+            scores, order = _ranked(exact.astype(np.float32), found)
+        elif self.single_stage:
             scores, order = _ranked(np.array(global_scores, dtype=np.float32), found)
         else:
             with self._step("rerank", TEXT_TO_IMAGE, n):

@@ -89,7 +89,8 @@ def _fit_statistics(model: DualModel, split: SplitData, size: int, prep: Preproc
     with torch.inference_mode():
         loader = DataLoader(ImageFiles(paths, eval_transform(size, prep)), 64)
         images = torch.cat([model.image_tower(b.to(device)).float().cpu() for b in loader])
-        texts = model.text_tower(split.captions[:STATISTICS_SAMPLES]).float().cpu()
+        picked = np.random.default_rng(0).permutation(split.n_captions)[:STATISTICS_SAMPLES]
+        texts = model.text_tower([split.captions[int(i)] for i in picked]).float().cpu()
     model.heads.image_head.fit_statistics(images.to(device))
     model.heads.text_head.fit_statistics(texts.to(device))
 

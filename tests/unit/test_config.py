@@ -50,3 +50,8 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     bad.write_text("data: [1, 2\n")
     with pytest.raises(ConfigError, match=r"bad.yaml:\d+: not valid YAML"):
         load_params(bad)
+
+
+def test_region_boxes_are_refused_for_the_dual_family() -> None:
+    with pytest.raises(ConfigError, match="boxes_file .* a dual model takes none"):
+        parse_params({"model": {"family": "dual", "boxes_file": "boxes.json"}})

@@ -189,3 +189,24 @@ def test_add_encodes_new_images_with_zero_width_arrays(tmp_path: Path) -> None:
     dove_like.family = "dove"  # type: ignore[misc]
     with pytest.raises(RebuildNeededError, match=r"built by dual model dddd.* is dove model dddd"):
         update_index_with(dove_like, folder, grown, Params(), tmp_path / "x", progress=False)
+
+
+def test_a_single_stage_model_rescores_a_compressed_indexs_candidates_exactly(
+    tmp_path: Path,
+) -> None:
+    """hnsw_sq8 / ivf_pq scores are approximate: a dual model's final scores are the exact
+    cosines of the stored image vectors (FAISS still picks the candidates)."""
+    dataset = synthetic_dataset(tmp_path / "dataset", per_scene=3, size=32)
+    params = Params(index=IndexParams(exact_max=1, approximate="hnsw_sq8"))
+    encoder = ColourDual()
+    folder = build_index_with(encoder, dataset, params, tmp_path / "index", progress=False)
+    archive = load_archive(folder, params.index)
+    searcher = Searcher(encoder, archive, candidates_k=12)  # type: ignore[arg-type]
+    assert searcher.exact_rescore
+    query = "a blue lake surrounded by land"
+    hits = searcher.search_images(query, 5)
+    text = encoder.encode_texts([query]).t_g[0]
+    stored = np.asarray(archive.arrays.v_m, np.float32)
+    exact = [float(stored[h.row] @ text) for h in hits]
+    assert [h.score for h in hits] == pytest.approx(exact, abs=1e-5)
+    assert exact == sorted(exact, reverse=True)

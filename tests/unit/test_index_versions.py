@@ -192,3 +192,29 @@ def test_thumbnails_follow_the_image_id_across_versions(
     assert moved is not None and runtime.thumbnail(row, "lake_1")
     meta = json.loads((current_index_dir(root)[0] / "meta.json").read_text())
     assert runtime.info.index_created == meta["created"]
+
+
+def test_an_unreadable_pointer_is_a_clear_error_and_crashed_writers_are_cleaned(
+    tmp_path: Path,
+) -> None:
+    import os
+    import time
+
+    from dove_model.errors import ConfigError
+    from dove_model.index.versions import ABANDONED_AFTER_S, prune_versions, read_pointer
+
+    (tmp_path / "CURRENT").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match="unreadable index pointer"):
+        read_pointer(tmp_path)
+    (tmp_path / "CURRENT").write_text("v1\nv2\n")
+    with pytest.raises(ConfigError, match="not an index version id"):
+        read_pointer(tmp_path)
+    (tmp_path / "CURRENT").unlink()
+    versions = tmp_path / "versions"
+    old, fresh = versions / ".v1.abc.tmp", versions / ".v2.def.tmp"
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+    stale = time.time() - ABANDONED_AFTER_S - 60
+    os.utime(old, (stale, stale))
+    prune_versions(tmp_path, keep=2)
+    assert not old.exists() and fresh.exists()  # a writer may still be using the fresh one
