@@ -68,7 +68,7 @@ def prefix_of(dataset: Path, n_images: int, target: Path) -> Path:
     """The first ``n_images`` images of ``dataset`` as a dataset of their own (files
     hard-linked, manifest filtered): what the archive looked like before the new images."""
     frame = read_manifest(dataset)
-    keep = sorted(frame["image_id"].astype(str).unique())[:n_images]
+    keep = list(dict.fromkeys(frame["image_id"].astype(str)))[:n_images]  # manifest order
     shutil.copytree(dataset, target, copy_function=os.link)
     write_manifest(frame[frame["image_id"].astype(str).isin(set(keep))], target)
     return target

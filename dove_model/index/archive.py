@@ -119,9 +119,11 @@ def write_archive(
     params: IndexParams,
     meta: dict[str, Any],
     versioned: bool | None = None,
+    prebuilt: dict[str, faiss.Index] | None = None,
 ) -> Path:
     """Write an index folder atomically; ``meta`` must hold ``model_fingerprint`` and names the
-    ``family`` (default ``dove``). Returns ``out_dir``.
+    ``family`` (default ``dove``). Returns ``out_dir``. ``prebuilt``: ready vector indexes
+    (``"images"``, ``"captions"``) holding exactly these rows, used instead of building them.
 
     ``versioned``: True writes a new version under the index root ``out_dir``, flips its
     ``CURRENT`` pointer and keeps ``params.keep_versions`` older versions; False replaces the
@@ -129,10 +131,12 @@ def write_archive(
     versioned root, else the second."""
     if versioned if versioned is not None else is_versioned(out_dir):
         target, version = publish_target(out_dir)
-        _write_folder(target, arrays, images, captions, caption_embeddings, params, meta)
+        _write_folder(target, arrays, images, captions, caption_embeddings, params, meta, prebuilt)
         publish(out_dir, version, params.keep_versions)
         return Path(out_dir)
-    return _write_folder(Path(out_dir), arrays, images, captions, caption_embeddings, params, meta)
+    return _write_folder(
+        Path(out_dir), arrays, images, captions, caption_embeddings, params, meta, prebuilt
+    )
 
 
 def _write_folder(
@@ -143,7 +147,9 @@ def _write_folder(
     caption_embeddings: np.ndarray | None,
     params: IndexParams,
     meta: dict[str, Any],
+    prebuilt: dict[str, faiss.Index] | None = None,
 ) -> Path:
+    prebuilt = prebuilt or {}
     if "model_fingerprint" not in meta:
         raise ValueError("meta must record the model fingerprint")
     family = str(meta.get("family") or DEFAULT_FAMILY)
@@ -153,11 +159,13 @@ def _write_folder(
     if len(images) != n:
         raise ValueError(f"{len(images)} image rows for {n} embeddings")
     with atomic_dir(out_dir) as tmp:
-        image_index = build_vector_index(arrays.v_m, params)
+        image_index = prebuilt.get("images") or build_vector_index(arrays.v_m, params)
         save_vector_index(image_index, tmp / "images.faiss")
         caption_kind = None
         if caption_embeddings is not None and len(caption_embeddings):
-            caption_index = build_vector_index(caption_embeddings, params)
+            caption_index = prebuilt.get("captions") or build_vector_index(
+                caption_embeddings, params
+            )
             save_vector_index(caption_index, tmp / "captions.faiss")
             caption_kind = index_kind(caption_index)
         for name in IMAGE_ARRAYS:

@@ -53,5 +53,5 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
 
 
 def test_region_boxes_are_refused_for_the_dual_family() -> None:
-    with pytest.raises(ConfigError, match="boxes_file .* a dual model takes none"):
+    with pytest.raises(ConfigError, match=r"boxes_file \(region boxes\) is DOVE.s; a dual model"):
         parse_params({"model": {"family": "dual", "boxes_file": "boxes.json"}})

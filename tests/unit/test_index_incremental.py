@@ -231,3 +231,55 @@ def test_a_merged_sharded_index_can_be_updated(setup: dict[str, Path], tmp_path:
     before = encoder.images
     report = update_index_with(encoder, merged, setup["ds5"], Params(), progress=False)
     assert (encoder.images - before, report.added, report.kept) == (4, 4, 16)
+
+
+def _without_last(dataset: Path, n_last: int, target: Path) -> Path:
+    """``dataset`` minus the last ``n_last`` images of its manifest: the archive before they
+    arrived (new images are appended to a manifest)."""
+    import os
+
+    from dove_model.data.manifest import read_manifest, write_manifest
+
+    frame = read_manifest(dataset)
+    ids = list(dict.fromkeys(frame["image_id"].astype(str)))
+    shutil.copytree(dataset, target, copy_function=os.link)
+    write_manifest(frame[frame["image_id"].astype(str).isin(set(ids[:-n_last]))], target)
+    return target
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_images_appended_at_the_end_extend_the_old_vector_index(
+    setup: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    """Nothing removed or reordered: the old FAISS indexes get only the new rows added (no
+    rebuild), and the result searches like a full rebuild."""
+    from dove_model.config import IndexParams
+
+    index = IndexParams() if kind == "exact" else IndexParams(exact_max=1, approximate="hnsw")
+    params = Params(index=index)
+    encoder = DoveEncoder.from_dir(setup["model"])
+    before = _without_last(setup["ds5"], 3, tmp_path / "before")
+    old = build_index_with(encoder, before, params, tmp_path / "old", progress=False)
+    report = update_index_with(encoder, old, setup["ds5"], params, tmp_path / "new", progress=False)
+    assert (report.added, report.removed) == (3, 0)
+    updated = load_archive(report.folder, params.index)
+    assert updated.meta["incremental"]["appended"] == ["captions", "images"]
+    assert updated.meta["image_index"] == kind and updated.image_index.ntotal == 20
+    if kind == "exact":
+        full = build_index_with(encoder, setup["ds5"], params, tmp_path / "full", progress=False)
+        assert_same_index(report.folder, full, setup["model"], setup["ds5"])
+    else:  # each new image is its own nearest neighbour in the grown HNSW graph
+        new_rows = np.arange(17, 20)
+        _, ids = updated.image_index.search(np.asarray(updated.arrays.v_m[new_rows], np.float32), 1)
+        assert ids[:, 0].tolist() == new_rows.tolist()
+
+
+def test_a_removed_image_forces_a_rebuild_of_the_vector_index(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    encoder = DoveEncoder.from_dir(setup["model"])
+    report = update_index_with(
+        encoder, setup["index4"], setup["ds3"], Params(), tmp_path / "fewer", progress=False
+    )
+    assert report.removed > 0
+    assert load_archive(report.folder, Params().index).meta["incremental"]["appended"] == []
