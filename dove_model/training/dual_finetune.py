@@ -26,6 +26,7 @@ from dove_model.evaluation.metrics import retrieval_metrics
 from dove_model.model.dual import DualModel
 from dove_model.model.dual_loss import info_nce
 from dove_model.model.preprocess import Preprocessing, eval_transform, load_image, train_transform
+from dove_model.training.dual_fit import epoch_record
 from dove_model.training.feature_cache import ImageFiles
 from dove_model.training.schedule import lr_factor
 
@@ -140,14 +141,7 @@ def finetune(
         result.train_seconds += time.monotonic() - started
         images, captions = split_embeddings(model, val, size, prep, device)
         metrics = retrieval_metrics((images @ captions.T).numpy(), val.caption_image)
-        record = {
-            "epoch": epoch,
-            "loss": loss,
-            "lr": optimiser.param_groups[0]["lr"],
-            "seconds": round(time.monotonic() - started, 2),
-            "val": metrics,
-            "val_mR": metrics["mR"],
-        }
+        record = epoch_record(epoch, loss, optimiser, started, metrics)
         result.history.append(record)
         if metrics["mR"] > best_mr:
             best_mr, result.best_epoch = metrics["mR"], epoch

@@ -190,6 +190,25 @@ def _train_epoch(
     return float(np.mean(losses))
 
 
+def epoch_record(
+    epoch: int,
+    loss: float,
+    optimiser: torch.optim.Optimizer,
+    started: float,
+    val_metrics: dict[str, float],
+) -> dict[str, Any]:
+    """One epoch of a dual recipe's ``history.json`` (and ``on_epoch_end``): the same keys as
+    DOVE's records, plus ``val_mR``."""
+    return {
+        "epoch": epoch,
+        "loss": loss,
+        "lr": optimiser.param_groups[0]["lr"],
+        "seconds": round(time.monotonic() - started, 2),
+        "val": val_metrics,
+        "val_mR": val_metrics["mR"],
+    }
+
+
 def one_cycle(
     optimiser: torch.optim.Optimizer, recipe: DualRecipe, n_captions: int
 ) -> torch.optim.lr_scheduler.OneCycleLR:
@@ -237,14 +256,7 @@ def fit_heads(
         loss = _train_epoch(heads, train, optimiser, schedule, recipe.batch_size, text_top)
         scores = split_scores(heads, val, text_top)
         val_metrics = retrieval_metrics(scores, val.caption_image.numpy())
-        record = {
-            "epoch": epoch,
-            "loss": loss,
-            "lr": optimiser.param_groups[0]["lr"],
-            "seconds": round(time.monotonic() - started, 2),
-            "val": val_metrics,
-            "val_mR": val_metrics["mR"],
-        }
+        record = epoch_record(epoch, loss, optimiser, started, val_metrics)
         history.append(record)
         bar.set_postfix(loss=f"{loss:.3f}", val_mR=f"{val_metrics['mR']:.1f}")
         if val_metrics["mR"] > best_mr:
