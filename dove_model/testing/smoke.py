@@ -77,6 +77,7 @@ DUAL_SMOKE: dict[str, Any] = {
                     "pretrained": True,
                     "embed_dim": 64,
                     "projection_hidden": 128,
+                    "tta_rotations": 2,  # 4 views with the mirror: the dihedral path
                 },
             }
         },

@@ -1,10 +1,11 @@
 """The ``dual-cpu`` recipe: frozen pretrained towers, cached features, trained projections.
 
-Each split is encoded once by the frozen towers (images also mirrored: a satellite scene seen
-in a mirror is the same scene, and the mirrored features are the only augmentation a feature
-cache allows). The projection heads then train on the cached features with the symmetric
-InfoNCE loss, and the epoch with the best validation mR is kept: selection never sees the
-split that is reported.
+Each split is encoded once by the frozen towers, every image in each of its dihedral views
+(``model/views.py``: a satellite scene turned or mirrored is the same scene; the views are the
+only augmentation a feature cache allows). The projection heads then train on the cached
+features with the symmetric InfoNCE loss, one random view of each scene per step, and embed an
+image as the mean of its views; the epoch with the best validation mR is kept: selection never
+sees the split that is reported.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dove_model.evaluation.metrics import retrieval_metrics
 from dove_model.model.dual_heads import DualHeads, new_dual_heads
 from dove_model.model.dual_loss import info_nce
 from dove_model.model.preprocess import Preprocessing, eval_transform
+from dove_model.model.views import dihedral_views
 from dove_model.training.feature_cache import ImageFiles
 
 
@@ -47,10 +49,9 @@ class DualRecipe:
 
 @dataclass(frozen=True)
 class TowerFeatures:
-    """One split through the frozen towers: (N, Di) images, mirrored too, and (M, Dt) captions."""
+    """One split through the frozen towers: (V, N, Di) images in V views, (M, Dt) captions."""
 
-    images: torch.Tensor
-    images_mirrored: torch.Tensor
+    image_views: torch.Tensor
     texts: torch.Tensor
     caption_image: torch.Tensor  # (M,) int64: the image of each caption
     # LiT only: (M, T, H) float16 token states entering the tuned top layers, (M, T) mask
@@ -58,10 +59,19 @@ class TowerFeatures:
     text_mask: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        if len(self.images) != len(self.images_mirrored):
-            raise ValueError("images and mirrored images differ in number")
+        if self.image_views.dim() != 3:
+            raise ValueError("image_views must be (views, images, features)")
         if len(self.texts) != len(self.caption_image):
             raise ValueError("captions and caption_image differ in number")
+
+    @property
+    def images(self) -> torch.Tensor:
+        """(N, Di): each image as the mean of its views (how a model embeds it)."""
+        return self.image_views.float().mean(0)
+
+    @property
+    def n_images(self) -> int:
+        return int(self.image_views.shape[1])
 
 
 @dataclass
@@ -81,19 +91,22 @@ def encode_split(
     batch_size: int = 32,
     progress: bool = True,
     text_layers: int = 0,
+    rotations: int = 1,
+    mirror: bool = True,
 ) -> TowerFeatures:
-    """Run ``split`` through the frozen towers (no gradients); with ``text_layers`` also keep
-    the token states entering the text tower's top ``text_layers`` layers (LiT)."""
+    """Run ``split`` through the frozen towers (no gradients), each image in its dihedral
+    views (``rotations`` quarter-turns, mirrored too with ``mirror``); with ``text_layers``
+    also keep the token states entering the text tower's top ``text_layers`` layers (LiT)."""
     image_tower.eval()
     text_tower.eval()
     loader = DataLoader(ImageFiles(split.image_paths, eval_transform(size, prep)), batch_size)
-    plain: list[torch.Tensor] = []
-    mirrored: list[torch.Tensor] = []
+    views: list[torch.Tensor] = []
     texts: list[torch.Tensor] = []
     with torch.inference_mode():
         for batch in tqdm(loader, desc="image tower", unit="batch", disable=not progress):
-            plain.append(image_tower(batch))
-            mirrored.append(image_tower(batch.flip(-1)))
+            seen = dihedral_views(batch, rotations, mirror)
+            features = image_tower(torch.cat(seen))
+            views.append(features.view(len(seen), len(batch), -1))
         captions = split.captions
         for start in tqdm(
             range(0, len(captions), 256), desc="text tower", unit="batch", disable=not progress
@@ -101,8 +114,7 @@ def encode_split(
             texts.append(text_tower(captions[start : start + 256]))
     states = _text_states(split.captions, text_tower, text_layers, progress)
     return TowerFeatures(
-        images=torch.cat(plain),
-        images_mirrored=torch.cat(mirrored),
+        image_views=torch.cat(views, dim=1),
         texts=torch.cat(texts),
         caption_image=torch.as_tensor(split.caption_image, dtype=torch.long),
         text_states=states[0] if states else None,
@@ -145,12 +157,12 @@ def new_heads(image_dim: int, text_dim: int, recipe: DualRecipe) -> DualHeads:
 def split_scores(
     heads: DualHeads, features: TowerFeatures, text_top: nn.Module | None = None
 ) -> np.ndarray:
-    """(N_images, N_captions) cosine scores; images embedded as the mean of both views."""
+    """(N_images, N_captions) cosine scores; images embedded as the mean of their views."""
     heads.eval()
     if text_top is not None:
         text_top.eval()
     with torch.inference_mode():
-        images = heads.image_head((features.images + features.images_mirrored) / 2)
+        images = heads.image_head(features.images)
         texts = torch.cat(
             [
                 heads.text_head(caption_features(features, slice(s, s + 512), text_top))
@@ -178,8 +190,8 @@ def _train_epoch(
     for start in range(0, len(order), batch_size):
         pairs = order[start : start + batch_size]
         scenes = train.caption_image[pairs]
-        mirror = (torch.rand(len(pairs)) < 0.5)[:, None]
-        pixels = torch.where(mirror, train.images_mirrored[scenes], train.images[scenes])
+        view = torch.randint(len(train.image_views), (len(pairs),))
+        pixels = train.image_views[view, scenes].float()
         texts = heads.text_head(caption_features(train, pairs, text_top))
         loss = info_nce(heads.image_head(pixels), texts, heads.logit_scale, scenes)
         optimiser.zero_grad()
@@ -239,8 +251,8 @@ def fit_heads(
     goes to ``history`` and to ``on_epoch_end``.
     """
     torch.manual_seed(recipe.seed)
-    heads = new_heads(train.images.shape[1], train.texts.shape[1], recipe)
-    heads.image_head.fit_statistics(torch.cat([train.images, train.images_mirrored]))
+    heads = new_heads(train.image_views.shape[2], train.texts.shape[1], recipe)
+    heads.image_head.fit_statistics(train.image_views.float().flatten(0, 1))
     heads.text_head.fit_statistics(train.texts)
     trained = nn.ModuleDict({"heads": heads, **({"text_top": text_top} if text_top else {})})
     groups = [{"params": list(heads.parameters()), "lr": recipe.lr}]
@@ -280,11 +292,10 @@ def subset(features: TowerFeatures, image_rows: Sequence[int]) -> TowerFeatures:
     """The images ``image_rows`` and their captions, renumbered."""
     rows = torch.as_tensor(list(image_rows), dtype=torch.long)
     keep = torch.isin(features.caption_image, rows)
-    renumber = torch.full((len(features.images),), -1, dtype=torch.long)
+    renumber = torch.full((features.n_images,), -1, dtype=torch.long)
     renumber[rows] = torch.arange(len(rows))
     return TowerFeatures(
-        images=features.images[rows],
-        images_mirrored=features.images_mirrored[rows],
+        image_views=features.image_views[:, rows],
         texts=features.texts[keep],
         caption_image=renumber[features.caption_image[keep]],
         text_states=None if features.text_states is None else features.text_states[keep],

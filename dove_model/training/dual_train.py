@@ -38,7 +38,7 @@ from dove_model.training.dual_fit import (
 )
 from dove_model.training.feature_cache import split_digest, weights_digest
 
-FEATURES_FORMAT = 1
+FEATURES_FORMAT = 2  # 2: every dihedral view of each image (model/views.py)
 
 
 def features_key(
@@ -67,7 +67,10 @@ def tower_features(
 ) -> TowerFeatures:
     """The split through the frozen towers, from the cache when the same key is there."""
     mp = model.params
-    towers_id = f"{mp.text_tower}:{mp.backbone}:{mp.clip_arch}:{mp.text_tune_layers}"
+    towers_id = (
+        f"{mp.text_tower}:{mp.backbone}:{mp.clip_arch}:{mp.text_tune_layers}"
+        f":{mp.tta_rotations}:{mp.tta_mirror}:{mp.text_depth}"
+    )
     path = cache_dir / f"dual-{features_key(split, model, size, prep, towers_id)}.pt"
     if path.is_file():
         try:
@@ -82,6 +85,8 @@ def tower_features(
         prep=prep,
         progress=progress,
         text_layers=mp.text_tune_layers,
+        rotations=mp.tta_rotations,
+        mirror=mp.tta_mirror,
     )
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -165,23 +170,13 @@ def _fit_on_cached_features(
 ) -> FinetuneResult:
     """Frozen towers: encode both splits once (cached), train only the heads."""
     size, prep = input_spec
-    profile, model_params = params.train.active, model.params
+    model_params = model.params
     cache_dir = Path(params.train.cache_dir)
     train_f, val_f = (
         tower_features(split, model, size, prep, cache_dir, progress)
         for split in (train_split, val_split)
     )
-    recipe = DualRecipe(
-        embed_dim=model_params.embed_dim,
-        hidden=model_params.projection_hidden,
-        dropout=model_params.projection_dropout,
-        epochs=profile.epochs,
-        lr=profile.lr,
-        weight_decay=profile.weight_decay,
-        batch_size=profile.batch_size,
-        seed=params.train.seed,
-        text_lr=profile.backbone_lr if profile.backbone_lr is not None else DualRecipe.text_lr,
-    )
+    recipe = recipe_for(params)
     text_top = (
         model.text_tower.top(model_params.text_tune_layers)
         if model_params.text_tune_layers
@@ -197,6 +192,22 @@ def _fit_on_cached_features(
         samples=len(train_f.texts) * len(result.history),
         train_seconds=time.monotonic() - started,
         history=result.history,
+    )
+
+
+def recipe_for(params: Params) -> DualRecipe:
+    """The heads' recipe of the active profile (``dual-cpu``)."""
+    profile, model_params = params.train.active, params.model_for_training()
+    return DualRecipe(
+        embed_dim=model_params.embed_dim,
+        hidden=model_params.projection_hidden,
+        dropout=model_params.projection_dropout,
+        epochs=profile.epochs,
+        lr=profile.lr,
+        weight_decay=profile.weight_decay,
+        batch_size=profile.batch_size,
+        seed=params.train.seed,
+        text_lr=profile.backbone_lr if profile.backbone_lr is not None else DualRecipe.text_lr,
     )
 
 

@@ -17,7 +17,7 @@ from dove_model.errors import ConfigError
 from dove_model.evaluation.metrics import random_chance_metrics, retrieval_metrics
 from dove_model.model import dual_towers
 from dove_model.model.dual_towers import MiniLMTower, create_image_tower
-from dove_model.model.preprocess import preprocessing_for
+from dove_model.model.preprocess import eval_transform, load_image, preprocessing_for
 from dove_model.testing.smoke import write_smoke_project
 from dove_model.training.dual_fit import (
     DualRecipe,
@@ -44,8 +44,9 @@ def clustered(n_scenes: int, captions_each: int, seed: int) -> TowerFeatures:
     texts += 0.3 * rng.normal(size=texts.shape)
     as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
     return TowerFeatures(
-        images=as_tensor(images),
-        images_mirrored=as_tensor(images + 0.05 * rng.normal(size=images.shape)),
+        image_views=torch.stack(
+            [as_tensor(images), as_tensor(images + 0.05 * rng.normal(size=images.shape))]
+        ),
         texts=as_tensor(texts),
         caption_image=torch.as_tensor(caption_image),
     )
@@ -66,7 +67,7 @@ def test_heads_learn_the_shared_structure_and_keep_the_best_val_epoch() -> None:
 def test_subset_renumbers_images_and_keeps_their_captions() -> None:
     data = clustered(5, 2, seed=1)
     part = subset(data, [3, 1])
-    assert torch.equal(part.images, data.images[[3, 1]])
+    assert torch.equal(part.image_views, data.image_views[:, [3, 1]])
     assert part.caption_image.tolist() == [1, 1, 0, 0]  # image 1's captions come first
 
 
@@ -120,6 +121,29 @@ def test_the_real_towers_train_on_synthetic_scenes_and_beat_chance(synthetic_sce
     test_mr = retrieval_metrics(split_scores(result.heads, test), test.caption_image.numpy())["mR"]
     chance = random_chance_metrics(test.caption_image.numpy(), test.images.shape[0])["mR"]
     assert test_mr > 2 * chance, (test_mr, chance)
+
+
+def test_every_view_of_each_image_is_cached_the_image_itself_first(synthetic_scenes: Path) -> None:
+    split = load_split(synthetic_scenes, "val")
+    tower = create_image_tower("tf_efficientnet_lite0").eval()
+    prep = preprocessing_for("tf_efficientnet_lite0")
+    features = encode_split(
+        split,
+        tower,
+        MiniLMTower.pretrained(),
+        size=64,
+        prep=prep,
+        progress=False,
+        rotations=4,
+        mirror=False,
+    )
+    assert features.image_views.shape == (4, split.n_images, tower.dim)
+    pixels = torch.stack([eval_transform(64, prep)(load_image(p)) for p in split.image_paths[:2]])
+    with torch.inference_mode():
+        plain, turned = tower(pixels), tower(torch.rot90(pixels, 1, (-2, -1)))
+    assert torch.allclose(features.image_views[0, :2], plain, atol=1e-4)
+    assert torch.allclose(features.image_views[1, :2], turned, atol=1e-4)
+    assert torch.allclose(features.images, features.image_views.mean(0))
 
 
 @pytest.mark.parametrize("n_captions", [1, 20, 32, 50, 5000])

@@ -171,3 +171,31 @@ def test_the_tuned_top_reproduces_the_tower_on_cached_states() -> None:
         assert torch.allclose(tower.top(2)(states, mask), tower(texts), atol=1e-5)
     with pytest.raises(ConfigError, match="has 6 layers"):
         tower.top(7)
+
+
+def test_a_shallower_text_tower_trains_saves_and_reloads_at_its_depth(
+    project: tuple[Path, Params, Path],
+) -> None:
+    """``text_depth: 2``: the first two MiniLM layers, mean-pooled, are the text features; the
+    model directory rebuilds exactly that tower (and scores as the trained one did)."""
+    from dove_model.model.dual_towers import MiniLMTower
+
+    root, _, dataset = project
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["train"]["profiles"]["smoke-dual"]["model"]["text_depth"] = 2
+    path = root / "params-depth.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with contextlib.chdir(root):
+        result = train(dataset, load_params(path), root / "out-depth", progress=False)
+    encoder = load_encoder(result.model_dir)
+    assert len(encoder.model.text_tower.encoder.encoder.layer) == 2
+    texts = ["two white storage tanks next to a road", "a plane parked at a gate"]
+    full = MiniLMTower.pretrained().eval()
+    with torch.inference_mode():
+        batch = full.tokenizer(texts, padding=True, return_tensors="pt")
+        states = full.encoder(**batch, output_hidden_states=True).hidden_states[2]
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        expected = (states * mask).sum(1) / mask.sum(1)
+        assert torch.allclose(encoder.model.text_tower(texts), expected, atol=1e-5)
+    with pytest.raises(ConfigError, match="text_depth 7"):
+        MiniLMTower.pretrained(depth=7)
