@@ -167,11 +167,17 @@ def main() -> None:
         default="dove",
         help="the champion's model family (dual: the dual-cpu architecture, single-stage)",
     )
+    parser.add_argument(
+        "--text-depth",
+        type=int,
+        default=None,
+        help="dual only: keep the first k MiniLM layers (model.text_depth; default: the profile's)",
+    )
     args = parser.parse_args()
     run(args)
 
 
-def champion_architecture(family: str) -> tuple[ModelParams, int]:
+def champion_architecture(family: str, text_depth: int | None = None) -> tuple[ModelParams, int]:
     """The model section and eval size the benchmark serves: the demo profile for DOVE,
     dual-cpu for the dual family."""
     params = Params()
@@ -180,13 +186,17 @@ def champion_architecture(family: str) -> tuple[ModelParams, int]:
         params = params.model_copy(
             update={"train": params.train.model_copy(update={"profile": "dual-cpu"})}
         )
-    return params.model_for_training(), params.train.active.eval_size
+    model = params.model_for_training()
+    if text_depth is not None:
+        model = model.model_copy(update={"text_depth": text_depth})
+    return model, params.train.active.eval_size
 
 
-def make_model(family: str, target: Path) -> tuple[Path, int]:
+def make_model(family: str, target: Path, text_depth: int | None = None) -> tuple[Path, int]:
     """An untrained champion of ``family``; returns its directory and embedding size."""
-    model, eval_size = champion_architecture(family)
-    print(f"model: untrained {family} {model.backbone}, D={model.embed_dim}; "
+    model, eval_size = champion_architecture(family, text_depth)
+    depth = f", text depth {model.text_depth or 'all'}" if family == "dual" else ""
+    print(f"model: untrained {family} {model.backbone}, D={model.embed_dim}{depth}; "
           "candidates_k=100, k=10")  # fmt: skip
     if family == "dual":
         return untrained_dual_model_dir(target, model, eval_size), model.embed_dim
@@ -197,7 +207,7 @@ def make_model(family: str, target: Path) -> tuple[Path, int]:
 def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)
-        model_dir, dim = make_model(args.family, work / "model")
+        model_dir, dim = make_model(args.family, work / "model", args.text_depth)
         print(
             "size     index  build_s  c   p50_ms  p99_ms    QPS  "
             "server encode/search/rerank ms  batch  client_cpu_%"

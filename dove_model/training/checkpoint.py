@@ -71,13 +71,17 @@ def checkpoint_exists(out_dir: Path) -> bool:
 
 
 def check_compatible(out_dir: Path, params: ModelParams, dataset_version: str) -> None:
-    """Raise ConfigError naming the first model field (or the dataset) that differs."""
+    """Raise ConfigError naming the first model field (or the dataset) that differs. A field
+    the checkpoint does not record was added after it was written: it trained with the
+    field's default, so that is what it is compared as."""
     path = out_dir / CHECKPOINT_DIR / META_FILE
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: unreadable checkpoint metadata ({exc})") from None
-    saved, current = meta.get("model", {}), params.model_dump(mode="json")
+    defaults = ModelParams().model_dump(mode="json")
+    saved = {**defaults, **meta.get("model", {})}
+    current = params.model_dump(mode="json")
     for key in sorted(set(saved) | set(current)):
         if saved.get(key) != current.get(key):
             raise ConfigError(

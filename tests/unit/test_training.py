@@ -147,6 +147,24 @@ def test_checkpoint_of_another_config_is_refused(trained: tuple[Path, Any], data
         train(dataset, other, out, progress=False)
 
 
+def test_a_checkpoint_older_than_a_model_field_resumes_with_its_default(
+    trained: tuple[Path, Any], dataset: Path, tmp_path: Path
+) -> None:
+    """Upgrading must not strand a half-trained run: a field added since the checkpoint was
+    written (here ``tta_rotations``) reads as its default; a real difference still refuses."""
+    train(dataset, tiny_params(tmp_path, epochs=1), tmp_path, progress=False)
+    meta_file = tmp_path / "checkpoints" / "last" / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["model"]["tta_rotations"]
+    meta_file.write_text(json.dumps(meta))
+    resumed = train(dataset, tiny_params(tmp_path, epochs=2), tmp_path, progress=False)
+    assert resumed.epochs_run == 2
+    meta["model"]["tta_rotations"] = 4
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match=r"model\.tta_rotations=4"):
+        train(dataset, tiny_params(tmp_path, epochs=3), tmp_path, progress=False)
+
+
 def test_nan_loss_stops_with_a_clear_error(dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainingDiverged, match=r"loss became (nan|inf) at epoch 1, step 2.*lr"):
         train(dataset, tiny_params(tmp_path, lr=1e30), tmp_path, progress=False)
