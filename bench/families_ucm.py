@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -40,6 +41,13 @@ def family_params(base: Params, profile: str, out: Path) -> Params:
         "cache_dir": str(out / "cache"),
     }
     return parse_params(raw, source=f"families_ucm {profile}")
+
+
+def start_fresh(out: Path) -> None:
+    """An empty registry and untrained runs (a run left from before would resume, and its
+    versions would compete); the prepared data and the tower feature caches are kept."""
+    for stale in ("mlruns", *PROFILES.values()):
+        shutil.rmtree(out / stale, ignore_errors=True)
 
 
 def run_family(dataset: Path, params: Params, out: Path) -> dict:
@@ -81,6 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    start_fresh(args.out)
     dataset = prepared_ucm(args.out, args.data, carve_val=True)
     base = load_params(REPO / "params.yaml")
     rows = {}
