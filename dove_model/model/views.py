@@ -4,7 +4,7 @@ An overhead image has no "up": a scene turned by 90 degrees or seen in a mirror 
 scene, so the dual family embeds an image as the mean of its tower features over these views
 (test-time augmentation) and trains on one view at a time from the cached features (the only
 augmentation a feature cache allows). Measured on UCM (docs/model.md): the four quarter-turns
-lift test mR by about 2 over the image and its mirror.
+lift validation-selected test mR from 43.9 (the image and its mirror) to 46.7.
 """
 
 from __future__ import annotations
@@ -26,11 +26,18 @@ def dihedral_views(pixels: torch.Tensor, rotations: int, mirror: bool) -> list[t
     return turns + [view.flip(-1) for view in turns] if mirror else turns
 
 
+def features_per_view(
+    tower: torch.nn.Module, pixels: torch.Tensor, rotations: int, mirror: bool
+) -> torch.Tensor:
+    """(V, B, ...) the tower's features of every view, in one batched forward (a turned image
+    must be square, which the eval transform makes it)."""
+    views = dihedral_views(pixels, rotations, mirror)
+    features = tower(torch.cat(views))
+    return features.view(len(views), len(pixels), *features.shape[1:])
+
+
 def mean_over_views(
     tower: torch.nn.Module, pixels: torch.Tensor, rotations: int, mirror: bool
 ) -> torch.Tensor:
-    """The tower's features averaged over the views (one batched forward; the image must be
-    square when it is turned by 90 degrees)."""
-    views = dihedral_views(pixels, rotations, mirror)
-    features = tower(torch.cat(views))
-    return features.view(len(views), len(pixels), *features.shape[1:]).mean(0)
+    """(B, ...) the tower's features averaged over the views: how an image is embedded."""
+    return features_per_view(tower, pixels, rotations, mirror).mean(0)

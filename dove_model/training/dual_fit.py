@@ -28,7 +28,7 @@ from dove_model.evaluation.metrics import retrieval_metrics
 from dove_model.model.dual_heads import DualHeads, new_dual_heads
 from dove_model.model.dual_loss import info_nce
 from dove_model.model.preprocess import Preprocessing, eval_transform
-from dove_model.model.views import dihedral_views
+from dove_model.model.views import features_per_view
 from dove_model.training.feature_cache import ImageFiles
 
 
@@ -104,9 +104,7 @@ def encode_split(
     texts: list[torch.Tensor] = []
     with torch.inference_mode():
         for batch in tqdm(loader, desc="image tower", unit="batch", disable=not progress):
-            seen = dihedral_views(batch, rotations, mirror)
-            features = image_tower(torch.cat(seen))
-            views.append(features.view(len(seen), len(batch), -1))
+            views.append(features_per_view(image_tower, batch, rotations, mirror))
         captions = split.captions
         for start in tqdm(
             range(0, len(captions), 256), desc="text tower", unit="batch", disable=not progress
