@@ -177,7 +177,7 @@ def test_a_shallower_text_tower_trains_saves_and_reloads_at_its_depth(
     project: tuple[Path, Params, Path],
 ) -> None:
     """``text_depth: 2``: the first two MiniLM layers, mean-pooled, are the text features; the
-    model directory rebuilds exactly that tower (and scores as the trained one did)."""
+    model directory rebuilds exactly that tower."""
     from dove_model.model.dual_towers import MiniLMTower
 
     root, _, dataset = project
