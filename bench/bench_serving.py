@@ -37,6 +37,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import psutil
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from dove_model.config import IndexParams, ModelParams, Params, load_params
@@ -51,6 +52,7 @@ from dove_model.testing.deployment import (
     untrained_dual_model_dir,
 )
 
+PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 WORDS = ["blue", "lake", "green", "farmland", "city", "grey", "roads", "desert", "dunes"]
 
 
@@ -173,6 +175,12 @@ def main() -> None:
         default=None,
         help="dual only: keep the first k MiniLM layers (model.text_depth; default: the profile's)",
     )
+    parser.add_argument(
+        "--tower-precision",
+        choices=["auto", "float32", "bfloat16"],
+        default=None,
+        help="dual only: serve.tower_precision (default: the project's params.yaml)",
+    )
     args = parser.parse_args()
     run(args)
 
@@ -182,7 +190,7 @@ def champion_architecture(family: str, text_depth: int | None = None) -> tuple[M
     dual-cpu for the dual family."""
     params = Params()
     if family == "dual":  # the profile lives in the project's params.yaml
-        params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+        params = load_params(PROJECT_PARAMS)
         params = params.model_copy(
             update={"train": params.train.model_copy(update={"profile": "dual-cpu"})}
         )
@@ -204,10 +212,22 @@ def make_model(family: str, target: Path, text_depth: int | None = None) -> tupl
     return tiny_model_dir(target, captions, model=model, eval_size=eval_size), model.embed_dim
 
 
+def serving_params(work: Path, tower_precision: str | None) -> Path:
+    """The project's params.yaml, with ``serve.tower_precision`` set when given."""
+    raw = yaml.safe_load(PROJECT_PARAMS.read_text())
+    if tower_precision is not None:
+        raw.setdefault("serve", {})["tower_precision"] = tower_precision
+    print(f"serve.tower_precision: {raw.get('serve', {}).get('tower_precision', 'auto')}")
+    path = work / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
 def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)
         model_dir, dim = make_model(args.family, work / "model", args.text_depth)
+        params_file = serving_params(work, args.tower_precision)
         print(
             "size     index  build_s  c   p50_ms  p99_ms    QPS  "
             "server encode/search/rerank ms  batch  client_cpu_%"
@@ -217,7 +237,8 @@ def run(args: argparse.Namespace) -> None:
                 index_dir = work / f"index-{n}-{kind}"
                 build_s = build_archive(index_dir, model_dir, n, dim, kind, args.family)
                 env = serving_env(model_dir=model_dir, index_dir=index_dir,
-                                  bentoml_home=work / "bentoml")  # fmt: skip
+                                  bentoml_home=work / "bentoml",
+                                  params_file=params_file)  # fmt: skip
                 env.pop("DOVE_API_KEY", None)
                 overrides = {"workers": args.workers, "threads": args.threads}
                 overrides = {key: value for key, value in overrides.items() if value}

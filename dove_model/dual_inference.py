@@ -22,6 +22,7 @@ from dove_model.inference import ImageParts, TextParts
 from dove_model.model.dual import DualModel
 from dove_model.model.dual_io import load_dual_model_dir
 from dove_model.model.io import DUAL, model_fingerprint
+from dove_model.model.precision import TowerPrecision, tower_dtype
 from dove_model.model.preprocess import Preprocessing, images_to_tensor
 
 
@@ -36,17 +37,37 @@ class DualEncoder:
         preprocess: Preprocessing,
         device: str | torch.device = "cpu",
         model_dir: Path | None = None,
+        tower_precision: TowerPrecision = "float32",
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.model.set_tower_dtype(tower_dtype(tower_precision, self.device))
         self.eval_size = eval_size
         self.preprocess = preprocess
         self.model_dir = model_dir
 
     @classmethod
-    def from_dir(cls, model_dir: Path | str, device: str | torch.device = "cpu") -> DualEncoder:
+    def from_dir(
+        cls,
+        model_dir: Path | str,
+        device: str | torch.device = "cpu",
+        tower_precision: TowerPrecision = "float32",
+    ) -> DualEncoder:
+        """``tower_precision``: float32 (evaluation, the gates), or ``auto`` / bfloat16 for
+        serving and indexing (``model/precision.py``)."""
         loaded = load_dual_model_dir(model_dir, device)
-        return cls(loaded.model, loaded.eval_size, loaded.preprocess, device, Path(model_dir))
+        return cls(
+            loaded.model,
+            loaded.eval_size,
+            loaded.preprocess,
+            device,
+            Path(model_dir),
+            tower_precision,
+        )
+
+    @property
+    def tower_dtype(self) -> torch.dtype:
+        return self.model.tower_dtype
 
     @property
     def params(self) -> ModelParams:

@@ -200,7 +200,7 @@ def build_index(
     """The deploy stage's index step (docs/contracts.md section 2)."""
     from dove_model.encoders import load_encoder
 
-    encoder = load_encoder(Path(model_dir), device="cpu")
+    encoder = load_encoder(Path(model_dir), "cpu", params.index.tower_precision)
     return build_index_with(
         encoder,
         dataset_dir_or_folder,

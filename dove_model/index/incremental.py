@@ -276,7 +276,7 @@ def update_index(
     """``dove index add`` with the model in ``model_dir``."""
     from dove_model.encoders import load_encoder
 
-    encoder = load_encoder(Path(model_dir), device="cpu")
+    encoder = load_encoder(Path(model_dir), "cpu", params.index.tower_precision)
     return update_index_with(
         encoder, index_dir, source, params, out_dir, progress=progress, versioned=versioned
     )

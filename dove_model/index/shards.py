@@ -154,7 +154,7 @@ def build_shard(
     """``dove index build --shard I/N``: one shard with the model in ``model_dir``."""
     from dove_model.encoders import load_encoder
 
-    encoder = load_encoder(Path(model_dir), device="cpu")
+    encoder = load_encoder(Path(model_dir), "cpu", params.index.tower_precision)
     return build_shard_with(
         encoder, source, params, out_dir, shard, model_info=model_info, progress=progress
     )

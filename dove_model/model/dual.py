@@ -33,11 +33,24 @@ class DualModel(nn.Module):
         self.text_tower = text_tower
         self.heads = heads
 
+    @property
+    def tower_dtype(self) -> torch.dtype:
+        return next(self.image_tower.parameters()).dtype
+
+    def set_tower_dtype(self, dtype: torch.dtype) -> DualModel:
+        """Run both towers in ``dtype`` (``model/precision.py``); the heads stay float32."""
+        self.image_tower.to(dtype)
+        self.text_tower.to(dtype)
+        return self
+
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """Tower features averaged over the image's dihedral views (``tta_rotations``
-        quarter-turns, mirrored too with ``tta_mirror``)."""
+        quarter-turns, mirrored too with ``tta_mirror``), in float32."""
         return mean_over_views(
-            self.image_tower, pixels, self.params.tta_rotations, self.params.tta_mirror
+            self.image_tower,
+            pixels.to(self.tower_dtype),
+            self.params.tta_rotations,
+            self.params.tta_mirror,
         )
 
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -46,7 +59,8 @@ class DualModel(nn.Module):
 
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Captions -> (M, D) unit vectors."""
-        return nn.functional.normalize(self.heads.text_head(self.text_tower(texts)), dim=-1)
+        features = self.text_tower(texts).float()
+        return nn.functional.normalize(self.heads.text_head(features), dim=-1)
 
 
 def build_towers(

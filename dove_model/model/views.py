@@ -39,5 +39,6 @@ def features_per_view(
 def mean_over_views(
     tower: torch.nn.Module, pixels: torch.Tensor, rotations: int, mirror: bool
 ) -> torch.Tensor:
-    """(B, ...) the tower's features averaged over the views: how an image is embedded."""
-    return features_per_view(tower, pixels, rotations, mirror).mean(0)
+    """(B, ...) the tower's features averaged (in float32) over the views: how an image is
+    embedded."""
+    return features_per_view(tower, pixels, rotations, mirror).float().mean(0)

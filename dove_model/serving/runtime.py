@@ -237,7 +237,7 @@ def load_encoder(config: ServingConfig) -> tuple[Encoder, dict[str, str]]:
         model_dir, labels = config.model_dir, {"tag": f"dir:{config.model_dir}"}
     else:
         model_dir, labels = model_dir_of(config.model_tag)
-    return encoder_of_dir(model_dir, device="cpu"), labels
+    return encoder_of_dir(model_dir, "cpu", config.params.serve.tower_precision), labels
 
 
 def set_op_threads(threads: int) -> None:

@@ -94,6 +94,28 @@ def test_the_dual_encoder_scores_the_same_way_in_every_method(
         encoder.encode_images([load_image(split.image_paths[0])], boxes=np.zeros((1, 4, 4)))
 
 
+def test_bfloat16_towers_embed_like_float32_and_hand_float32_to_the_heads(
+    project: tuple[Path, Params, Path], trained
+) -> None:
+    """The serving/indexing precision (``tower_precision``): the towers run in bfloat16, the
+    heads and every returned vector stay float32, and the embeddings barely move."""
+    _, _, dataset = project
+    split = load_split(dataset, "test")
+    pictures = [load_image(p) for p in split.image_paths[:6]]
+    exact = load_encoder(trained[0].model_dir)
+    fast = load_encoder(trained[0].model_dir, tower_precision="bfloat16")
+    assert exact.tower_dtype == torch.float32 and fast.tower_dtype == torch.bfloat16
+    assert next(fast.model.heads.parameters()).dtype == torch.float32
+    for encode, inputs in (("encode_images", pictures), ("encode_texts", split.captions[:9])):
+        want = getattr(exact, encode)(inputs)
+        got = getattr(fast, encode)(inputs)
+        vectors = got.v_m if encode == "encode_images" else got.t_g
+        reference = want.v_m if encode == "encode_images" else want.t_g
+        assert vectors.dtype == np.float32
+        assert not np.array_equal(vectors, reference)  # the towers really ran in bfloat16
+        assert (np.sum(vectors * reference, axis=1) > 0.99).all()
+
+
 def test_a_dove_directory_without_a_family_still_loads_as_dove(
     smoke_trained: tuple[Path, Params], tmp_path: Path
 ) -> None:
