@@ -1,7 +1,8 @@
 """UCM-Captions with the dual family's ``dual-cpu`` recipe: frozen towers, trained heads.
 
     .venv/bin/python bench/dual_ucm.py [--seeds 0 1 2] [--image-tower tf_efficientnet_lite2]
-        [--size 256] [--rotations 4] [--mirror | --no-mirror] [--out /tmp/dove-dual-ucm]
+        [--size 256] [--rotations 4] [--mirror | --no-mirror] [--image-pool attention]
+        [--select val|test] [--out /tmp/dove-dual-ucm]
 
 The same protocol as ``bench/ucm_ablation.py --select val``: real UC Merced images
 (``../shared/datasets/ucm-captions``), a fixed validation split of 10 % of the train images
@@ -60,14 +61,22 @@ def split_features(
     views: tuple[int, bool] = (1, True),
     text_layers: int = 0,
     text_depth: int | None = None,
+    image_pool: str = "mean",
 ) -> TowerFeatures:
     rotations, mirror = views
-    name = f"features-v2-{image_tower_name}-{size}-r{rotations}{'m' if mirror else ''}-{split}.pt"
+    maps = image_pool == "attention"  # the cache then holds each view's feature map
+    name = (
+        f"features-v2-{image_tower_name}-{size}-r{rotations}{'m' if mirror else ''}"
+        f"{'-maps' if maps else ''}-{split}.pt"
+    )
     cached = out / name
     if cached.is_file():
         features = load_features(cached)
     else:
-        towers = (create_image_tower(image_tower_name), MiniLMTower.pretrained())
+        towers = (
+            create_image_tower(image_tower_name, feature_maps=maps),
+            MiniLMTower.pretrained(),
+        )
         features = encode_split(
             load_split(dataset, split),
             *towers,
@@ -164,6 +173,9 @@ def main() -> None:
     parser.add_argument("--rotations", type=int, choices=(1, 2, 4), default=None)
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--embed-dim", type=int, default=None)
+    parser.add_argument(
+        "--image-pool", choices=("mean", "attention"), default=None, help="default: the profile's"
+    )
     parser.add_argument("--text-depth", type=int, default=None, help="default: the profile's")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--text-layers", type=int, default=0, help="LiT: tune the top k layers")
@@ -193,15 +205,16 @@ def main() -> None:
     base = replace(base, epochs=args.epochs or base.epochs, text_lr=args.text_lr)
     base = replace(base, embed_dim=args.embed_dim or base.embed_dim)
     depth = args.text_depth or model.text_depth
+    pool = args.image_pool or model.image_pool
     print(
         f"recipe ({args.profile}): {base}, tower {tower} at {size} px, views {views}, "
-        f"text depth {depth or 'all'}"
+        f"{pool} pooling, text depth {depth or 'all'}"
     )
 
     started = time.perf_counter()
     dataset = prepared_ucm(args.out, args.data, carve_val=True)
     train, val, test = (
-        split_features(dataset, split, args.out, tower, size, views, args.text_layers, depth)
+        split_features(dataset, split, args.out, tower, size, views, args.text_layers, depth, pool)
         for split in ("train", "val", "test")
     )
     encoded = time.perf_counter() - started
@@ -224,7 +237,7 @@ def main() -> None:
             f"seed {seed}: test mR {metrics['mR']:.2f} (epoch {result.best_epoch}, "
             f"{metrics['seconds']:.0f} s)"
         )
-    chance = random_chance_metrics(test.caption_image.numpy(), len(test.images))["mR"]
+    chance = random_chance_metrics(test.caption_image.numpy(), test.n_images)["mR"]
     summary = {key: mean_std([row[key] for row in rows]) for key in COLUMNS}
     print(
         f"\ntowers: {encoded:.0f} s (cached after the first run); heads: "
@@ -237,6 +250,7 @@ def main() -> None:
     name = f"dual_table-lit{args.text_layers}.json" if args.text_layers else "dual_table.json"
     name = name.replace(".json", "-select-test.json") if args.select == "test" else name
     name = name.replace(".json", f"-depth{depth}.json") if depth else name
+    name = name.replace(".json", f"-{pool}.json")
     (args.out / name).write_text(json.dumps(table, indent=2))
 
 

@@ -119,6 +119,10 @@ class ModelParams(Section):
     # tta_mirror; dual-cpu trains on one cached view at a time. Old directories: 1 + mirror
     tta_mirror: bool = True
     tta_rotations: Literal[1, 2, 4] = 1
+    # how the image tower's last feature map becomes one vector: its average (the timm
+    # tower's own pooling), or a learned attention over its positions (model/dual_heads.py;
+    # the feature cache then holds the maps). Old directories: mean
+    image_pool: Literal["mean", "attention"] = "mean"
     # MiniLM: keep only the first text_depth of its 6 layers (None: all); each layer costs about
     # 1 ms a query on one core, and the text tower is all a text query runs through
     text_depth: int | None = Field(None, ge=1)
@@ -135,6 +139,8 @@ class ModelParams(Section):
             raise ValueError("text_tune_layers needs the minilm text tower")
         if wants_clip and self.text_depth is not None:
             raise ValueError("text_depth needs the minilm text tower")
+        if wants_clip and self.image_pool == "attention":
+            raise ValueError("image_pool attention needs a timm image tower, not open_clip's")
         if self.family == "dual" and self.boxes_file:
             raise ValueError("boxes_file (region boxes) is DOVE's; a dual model takes none")
         return self

@@ -44,13 +44,15 @@ class DualModel(nn.Module):
         return self
 
     def image_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Tower features averaged over the image's dihedral views (``tta_rotations``
-        quarter-turns, mirrored too with ``tta_mirror``), in float32."""
+        """(B, C) float32 tower features, pooled view by view (the heads' attention pool for
+        feature maps) and averaged over the image's dihedral views (``tta_rotations``
+        quarter-turns, mirrored too with ``tta_mirror``)."""
         return mean_over_views(
             self.image_tower,
             pixels.to(self.tower_dtype),
             self.params.tta_rotations,
             self.params.tta_mirror,
+            self.heads.pool,
         )
 
     def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -74,7 +76,8 @@ def build_towers(
         return open_clip_towers(params, pretrained=pretrained)
     from dove_model.model.dual_towers import MiniLMTower, create_image_tower
 
-    image = create_image_tower(params.backbone, pretrained=pretrained)
+    feature_maps = params.image_pool == "attention"
+    image = create_image_tower(params.backbone, pretrained=pretrained, feature_maps=feature_maps)
     if pretrained:
         return image, MiniLMTower.pretrained(depth=params.text_depth)
     if files_dir is None:
@@ -93,5 +96,6 @@ def assemble(
             params.embed_dim,
             params.projection_hidden,
             params.projection_dropout,
+            attention_pool=params.image_pool == "attention",
         )
     return DualModel(params, image_tower, text_tower, heads)

@@ -153,7 +153,8 @@ class TextTop(nn.Module):
 
 
 class TimmImageTower(nn.Module):
-    """Pixels -> (B, num_features) pooled timm backbone."""
+    """Pixels -> (B, num_features) pooled timm backbone, or its last feature maps
+    (B, num_features, h, w) when built with ``feature_maps`` (the heads pool them)."""
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
@@ -167,10 +168,16 @@ class TimmImageTower(nn.Module):
         return self.backbone(pixels)
 
 
-def create_image_tower(architecture: str, pretrained: bool = True) -> TimmImageTower:
-    """A pooled timm backbone; ``pretrained``: with the offline ImageNet weights."""
+def create_image_tower(
+    architecture: str, pretrained: bool = True, feature_maps: bool = False
+) -> TimmImageTower:
+    """A pooled timm backbone (unpooled with ``feature_maps``: the same weights);
+    ``pretrained``: with the offline ImageNet weights."""
+    pooling = {"global_pool": ""} if feature_maps else {}
     if not pretrained:
-        return TimmImageTower(timm.create_model(architecture, pretrained=False, num_classes=0))
+        return TimmImageTower(
+            timm.create_model(architecture, pretrained=False, num_classes=0, **pooling)
+        )
     if architecture not in weights.SOURCES:
         raise ConfigError(
             f"no offline weights for image tower {architecture!r}; "
@@ -180,6 +187,10 @@ def create_image_tower(architecture: str, pretrained: bool = True) -> TimmImageT
     overlay = {"file": str(weights_file), "hf_hub_id": None, "url": None}
     return TimmImageTower(
         timm.create_model(
-            architecture, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay
+            architecture,
+            pretrained=True,
+            num_classes=0,
+            pretrained_cfg_overlay=overlay,
+            **pooling,
         )
     )

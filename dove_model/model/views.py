@@ -9,6 +9,8 @@ lift validation-selected test mR from 43.7 (the image and its mirror) to 46.7.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 ROTATIONS = (1, 2, 4)  # 1: as is; 2: 0 and 180 degrees; 4: every quarter-turn
@@ -36,9 +38,23 @@ def features_per_view(
     return features.view(len(views), len(pixels), *features.shape[1:])
 
 
-def mean_over_views(
-    tower: torch.nn.Module, pixels: torch.Tensor, rotations: int, mirror: bool
+def pooled_mean(
+    views: torch.Tensor, pool: Callable[[torch.Tensor], torch.Tensor] | None = None
 ) -> torch.Tensor:
-    """(B, ...) the tower's features averaged (in float32) over the views: how an image is
-    embedded."""
-    return features_per_view(tower, pixels, rotations, mirror).float().mean(0)
+    """(V, B, ...) each view's tower output -> (B, ...): through ``pool`` view by view (the
+    dual heads' attention pool for feature maps), then averaged in float32."""
+    return torch.stack(
+        [view.float() if pool is None else pool(view.float()) for view in views]
+    ).mean(0)
+
+
+def mean_over_views(
+    tower: torch.nn.Module,
+    pixels: torch.Tensor,
+    rotations: int,
+    mirror: bool,
+    pool: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """(B, ...) the tower's features averaged (in float32) over the views, each pooled by
+    ``pool`` first: how an image is embedded."""
+    return pooled_mean(features_per_view(tower, pixels, rotations, mirror), pool)

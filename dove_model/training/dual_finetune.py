@@ -92,7 +92,7 @@ def _fit_statistics(model: DualModel, split: SplitData, size: int, prep: Preproc
         images = torch.cat([model.image_tower(b.to(device)).float().cpu() for b in loader])
         picked = np.random.default_rng(0).permutation(split.n_captions)[:STATISTICS_SAMPLES]
         texts = model.text_tower([split.captions[int(i)] for i in picked]).float().cpu()
-    model.heads.image_head.fit_statistics(images.to(device))
+    model.heads.fit_image_statistics(images.to(device))
     model.heads.text_head.fit_statistics(texts.to(device))
 
 
@@ -173,7 +173,7 @@ def _train_epoch(
     bar = tqdm(loader, desc="dual fine-tune", unit="batch", leave=False, disable=not progress)
     for pixels, texts, scenes in bar:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            image = model.heads.image_head(model.image_tower(pixels.to(device)))
+            image = model.heads.image_head(model.heads.pool(model.image_tower(pixels.to(device))))
             text = model.heads.text_head(model.text_tower(texts))
             loss = info_nce(image.float(), text.float(), model.heads.logit_scale, scenes.to(device))
         optimiser.zero_grad(set_to_none=True)

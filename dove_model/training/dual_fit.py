@@ -28,7 +28,7 @@ from dove_model.evaluation.metrics import retrieval_metrics
 from dove_model.model.dual_heads import DualHeads, new_dual_heads
 from dove_model.model.dual_loss import info_nce
 from dove_model.model.preprocess import Preprocessing, eval_transform
-from dove_model.model.views import features_per_view
+from dove_model.model.views import features_per_view, pooled_mean
 from dove_model.training.feature_cache import ImageFiles
 
 
@@ -49,7 +49,8 @@ class DualRecipe:
 
 @dataclass(frozen=True)
 class TowerFeatures:
-    """One split through the frozen towers: (V, N, Di) images in V views, (M, Dt) captions."""
+    """One split through the frozen towers: (V, N, Di) images in V views, or (V, N, Di, h, w)
+    float16 feature maps for an attention-pooled model; (M, Dt) captions."""
 
     image_views: torch.Tensor
     texts: torch.Tensor
@@ -59,19 +60,29 @@ class TowerFeatures:
     text_mask: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        if self.image_views.dim() != 3:
-            raise ValueError("image_views must be (views, images, features)")
+        if self.image_views.dim() not in (3, 5):
+            raise ValueError("image_views must be (views, images, features[, h, w])")
         if len(self.texts) != len(self.caption_image):
             raise ValueError("captions and caption_image differ in number")
 
     @property
     def images(self) -> torch.Tensor:
-        """(N, Di): each image as the mean of its views (how a model embeds it)."""
-        return self.image_views.float().mean(0)
+        """(N, Di): each image as the mean of its views (how a mean-pooled model embeds it;
+        feature maps averaged over their positions too)."""
+        return pooled_mean(self.image_views, _position_mean)
+
+    @property
+    def maps(self) -> bool:
+        """Whether the images are feature maps (an attention-pooled model's cache)."""
+        return self.image_views.dim() == 5
 
     @property
     def n_images(self) -> int:
         return int(self.image_views.shape[1])
+
+
+def _position_mean(features: torch.Tensor) -> torch.Tensor:
+    return features.mean((-2, -1)) if features.dim() == 4 else features
 
 
 @dataclass
@@ -104,7 +115,9 @@ def encode_split(
     texts: list[torch.Tensor] = []
     with torch.inference_mode():
         for batch in tqdm(loader, desc="image tower", unit="batch", disable=not progress):
-            views.append(features_per_view(image_tower, batch, rotations, mirror))
+            batch_views = features_per_view(image_tower, batch, rotations, mirror)
+            # feature maps are 64x the size of a pooled vector: keep them in float16
+            views.append(batch_views.half() if batch_views.dim() == 5 else batch_views)
         captions = split.captions
         for start in tqdm(
             range(0, len(captions), 256), desc="text tower", unit="batch", disable=not progress
@@ -148,8 +161,24 @@ def caption_features(
     return text_top(features.text_states[rows].float(), features.text_mask[rows])
 
 
-def new_heads(image_dim: int, text_dim: int, recipe: DualRecipe) -> DualHeads:
-    return new_dual_heads(image_dim, text_dim, recipe.embed_dim, recipe.hidden, recipe.dropout)
+def new_heads(
+    image_dim: int, text_dim: int, recipe: DualRecipe, attention_pool: bool = False
+) -> DualHeads:
+    return new_dual_heads(
+        image_dim, text_dim, recipe.embed_dim, recipe.hidden, recipe.dropout, attention_pool
+    )
+
+
+def image_embeddings(heads: DualHeads, features: TowerFeatures, chunk: int = 256) -> torch.Tensor:
+    """(N, D) the heads' image embeddings (unnormalised), each image pooled view by view and
+    averaged over its views; in chunks of images, so feature maps never go float32 whole."""
+    views = features.image_views
+    return torch.cat(
+        [
+            heads.image_head(heads.image_features(views[:, s : s + chunk]))
+            for s in range(0, features.n_images, chunk)
+        ]
+    )
 
 
 def split_scores(
@@ -160,7 +189,7 @@ def split_scores(
     if text_top is not None:
         text_top.eval()
     with torch.inference_mode():
-        images = heads.image_head(features.images)
+        images = image_embeddings(heads, features)
         texts = torch.cat(
             [
                 heads.text_head(caption_features(features, slice(s, s + 512), text_top))
@@ -189,7 +218,7 @@ def _train_epoch(
         pairs = order[start : start + batch_size]
         scenes = train.caption_image[pairs]
         view = torch.randint(len(train.image_views), (len(pairs),))
-        pixels = train.image_views[view, scenes].float()
+        pixels = heads.pool(train.image_views[view, scenes].float())
         texts = heads.text_head(caption_features(train, pairs, text_top))
         loss = info_nce(heads.image_head(pixels), texts, heads.logit_scale, scenes)
         optimiser.zero_grad()
@@ -249,8 +278,8 @@ def fit_heads(
     goes to ``history`` and to ``on_epoch_end``.
     """
     torch.manual_seed(recipe.seed)
-    heads = new_heads(train.image_views.shape[2], train.texts.shape[1], recipe)
-    heads.image_head.fit_statistics(train.image_views.float().flatten(0, 1))
+    heads = new_heads(train.image_views.shape[2], train.texts.shape[1], recipe, train.maps)
+    heads.fit_image_statistics(train.image_views.flatten(0, 1))
     heads.text_head.fit_statistics(train.texts)
     trained = nn.ModuleDict({"heads": heads, **({"text_top": text_top} if text_top else {})})
     groups = [{"params": list(heads.parameters()), "lr": recipe.lr}]

@@ -69,7 +69,7 @@ def tower_features(
     mp = model.params
     towers_id = (
         f"{mp.text_tower}:{mp.backbone}:{mp.clip_arch}:{mp.text_tune_layers}"
-        f":{mp.tta_rotations}:{mp.tta_mirror}:{mp.text_depth}"
+        f":{mp.tta_rotations}:{mp.tta_mirror}:{mp.text_depth}:{mp.image_pool}"
     )
     path = cache_dir / f"dual-{features_key(split, model, size, prep, towers_id)}.pt"
     if path.is_file():

@@ -221,3 +221,48 @@ def test_a_shallower_text_tower_trains_saves_and_reloads_at_its_depth(
         assert torch.allclose(encoder.model.text_tower(texts), expected, atol=1e-5)
     with pytest.raises(ConfigError, match="text_depth 7"):
         MiniLMTower.pretrained(depth=7)
+
+
+def test_an_attention_pooled_model_caches_maps_trains_its_pool_and_reloads(
+    project: tuple[Path, Params, Path],
+) -> None:
+    """``image_pool: attention``: the cache holds each view's feature map (float16), the heads
+    learn the pool, and the model directory rebuilds the unpooled tower and the same pool."""
+    from dove_model.model.views import dihedral_views
+    from dove_model.training.dual_fit import load_features
+
+    root, _, dataset = project
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["train"]["profiles"]["smoke-dual"]["model"]["image_pool"] = "attention"
+    raw["train"]["cache_dir"] = str(root / "cache-attention")
+    path = root / "params-attention.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with contextlib.chdir(root):
+        result = train(dataset, load_params(path), root / "out-attention", progress=False)
+    cached = [load_features(f) for f in (root / "cache-attention").glob("dual-*.pt")]
+    assert len(cached) == 2 and all(f.maps and f.image_views.dtype == torch.float16 for f in cached)
+    encoder = load_encoder(result.model_dir)
+    pool = encoder.model.heads.image_pool
+    assert pool is not None and pool.score.abs().sum() > 0
+    assert result.best_metrics["mR"] > result.random_chance_mR
+    model, pixels = encoder.model, torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        maps = model.image_tower(pixels)
+        assert maps.dim() == 4  # the tower hands over its maps; the heads pool them
+        views = dihedral_views(pixels, model.params.tta_rotations, model.params.tta_mirror)
+        expected = torch.stack([pool(model.image_tower(view)) for view in views]).mean(0)
+        assert torch.allclose(model.image_features(pixels), expected, atol=1e-5)
+
+
+def test_attention_pooling_needs_a_timm_image_tower() -> None:
+    from dove_model.config import ModelParams
+
+    assert ModelParams(family="dual").image_pool == "mean"  # old directories: mean
+    with pytest.raises(ValueError, match="image_pool attention needs a timm image tower"):
+        ModelParams(
+            family="dual",
+            text_tower="open_clip",
+            clip_arch="ViT-B-32",
+            clip_checkpoint="x.pt",
+            image_pool="attention",
+        )
