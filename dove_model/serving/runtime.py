@@ -240,6 +240,12 @@ def load_encoder(config: ServingConfig) -> tuple[Encoder, dict[str, str]]:
     return encoder_of_dir(model_dir, "cpu", config.params.serve.tower_precision), labels
 
 
+def precision_of(encoder: Encoder) -> str:
+    """``float32`` or ``bfloat16``: what a dual model's towers run in (DOVE: float32)."""
+    dtype = getattr(encoder, "tower_dtype", None)
+    return "float32" if dtype is None else str(dtype).removeprefix("torch.")
+
+
 def set_op_threads(threads: int) -> None:
     """One thread per torch/FAISS op: concurrent requests, not one request, use the cores
     (measured on 2 cores: a 10k search took 16 ms with 2 OpenMP threads, 0.5 ms with 1)."""
@@ -268,6 +274,7 @@ def load_runtime(
         data_version=labels.get("data_version", "unknown"),
         model_fingerprint=str(encoder.fingerprint),
         family=family_of(encoder),
+        tower_precision=precision_of(encoder),
         n_images=0,
         n_captions=0,
         image_index="none",

@@ -48,6 +48,8 @@ class ServiceInfo(BaseModel):
     model_fingerprint: str
     family: str = "dove"  # the model family: "dove" (two-stage) or "dual" (CLIP-style)
     single_stage: bool = False  # True: the FAISS scores are the ranking (no re-rank step)
+    # the number format a dual model's towers run in (serve.tower_precision, auto resolved)
+    tower_precision: str = "float32"
     n_images: int
     n_captions: int
     image_index: str

@@ -58,8 +58,15 @@ def archive(deployment: DemoDeployment) -> pd.DataFrame:
 
 
 def test_info_names_the_dual_family(client: httpx.Client, deployment: DemoDeployment) -> None:
+    import torch
+
+    from dove_model.model.precision import tower_dtype
+
     info = client.post("/info", json={}).json()
     assert info["family"] == "dual" and info["single_stage"] is True
+    # serve.tower_precision is auto: bfloat16 exactly where this CPU multiplies it natively
+    expected = str(tower_dtype("auto", torch.device("cpu"))).removeprefix("torch.")
+    assert info["tower_precision"] == expected
     assert info["model_name"] == deployment.model_tag.split(":")[0]
     assert info["n_images"] == 48 and info["n_captions"] == 240
     assert info["image_index"] == "exact" and info["caption_index"] == "exact"
