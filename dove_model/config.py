@@ -294,8 +294,8 @@ class ServeParams(Section):
     search_max_batch: int = Field(32, ge=1)
     search_threads: int = Field(1, ge=1)
     index_poll_s: float = Field(5.0, gt=0)  # how often the service looks for a new index
-    # a dual model's query encoder: bfloat16 where the CPU has it natively (auto; about 1.6x
-    # faster on AMX), or forced; the gates always evaluate in float32 (model/precision.py)
+    # a dual model's query encoder: bfloat16 where the CPU has it natively (auto; 1.3x faster
+    # queries on an AMX CPU), or forced; the gates always evaluate in float32 (model/precision.py)
     tower_precision: TowerPrecision = "auto"
 
 
