@@ -116,7 +116,9 @@ class ModelParams(Section):
     projection_dropout: float = Field(0.5, ge=0.0, lt=1.0)
     # an image is embedded as the mean of its dihedral views (model/views.py): tta_rotations
     # quarter-turns (1: as is, 2: 0/180 degrees, 4: all four), each also mirrored with
-    # tta_mirror; dual-cpu trains on one cached view at a time. Old directories: 1 + mirror
+    # tta_mirror; dual-cpu trains on one cached view at a time. Old directories: 1 + mirror.
+    # DOVE honours tta_rotations too (not the mirror): its frozen or evaluating backbone
+    # averages the turns, each turn's feature maps turned back before the regions are pooled
     tta_mirror: bool = True
     tta_rotations: Literal[1, 2, 4] = 1
     # how the image tower's last feature map becomes one vector: its average (the timm

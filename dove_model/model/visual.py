@@ -21,6 +21,7 @@ from torchvision.ops import roi_align
 from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
 from dove_model.model import weights
+from dove_model.model.views import dihedral_views
 
 LEVELS = ("C3", "C4", "C5")
 
@@ -137,14 +138,36 @@ class Backbone(nn.Module):
         self.region_index = LEVELS.index(params.region_level)
         self.region_channels = self.level_channels[self.region_index]
         self.register_buffer("grid", grid_boxes(params.region_grids), persistent=False)
+        self.rotations = params.tta_rotations
 
     @property
     def n_grid_regions(self) -> int:
         return int(self.grid.shape[0])
 
     def forward(self, images: torch.Tensor, boxes: torch.Tensor | None = None) -> PooledFeatures:
-        """``boxes``: optional (B, N_r, 4) normalised per-image boxes; default the grid."""
-        maps = self.body(images)
+        """``boxes``: optional (B, N_r, 4) normalised per-image boxes; default the grid.
+
+        With ``tta_rotations`` > 1 and the backbone in eval mode (frozen, or evaluating), the
+        features are the mean over the image's quarter-turns: each turn's feature maps are
+        turned back before pooling, so a region keeps its place in the image. A trained
+        backbone sees one view per step (its augmentation rotates instead).
+        """
+        if self.rotations == 1 or self.training:
+            return self._pool(self.body(images), boxes)
+        if images.shape[-1] != images.shape[-2]:
+            raise ValueError(f"quarter-turn views need square images, got {tuple(images.shape)}")
+        views = dihedral_views(images, self.rotations, mirror=False)
+        per_view = self.body(torch.cat(views))
+        pooled = []
+        for k, maps in enumerate(zip(*(m.chunk(len(views)) for m in per_view), strict=True)):
+            turns_back = -(k * 4 // self.rotations)
+            pooled.append(self._pool([torch.rot90(m, turns_back, (-2, -1)) for m in maps], boxes))
+        return PooledFeatures(
+            levels=torch.stack([p.levels.float() for p in pooled]).mean(0),
+            regions=torch.stack([p.regions.float() for p in pooled]).mean(0),
+        )
+
+    def _pool(self, maps: list[torch.Tensor], boxes: torch.Tensor | None) -> PooledFeatures:
         levels = torch.cat([m.mean(dim=(2, 3)) for m in maps], dim=1)
         region_map = maps[self.region_index]
         b, _, h, w = region_map.shape

@@ -1,9 +1,9 @@
 """Frozen-backbone feature cache: pooled C3-C5 vectors and RoIAlign regions per image.
 
 With ``freeze_backbone: true`` the backbone output is a pure function of (image bytes,
-backbone weights, image size, preprocessing, region boxes). The cache key hashes exactly
-those, so a changed dataset version, backbone, weight file, size, normalisation or box layout
-can never hit a stale entry.
+backbone weights, image size, preprocessing, region boxes, quarter-turn views). The cache key
+hashes exactly those, so a changed dataset version, backbone, weight file, size,
+normalisation, box layout or view count can never hit a stale entry.
 Entries are float16 safetensors files written atomically.
 """
 
@@ -83,6 +83,8 @@ def cache_key(
         "preprocess": prep.to_json(),
         "regions": boxes_id,
     }
+    if backbone.rotations > 1:  # averaged quarter-turns; keys of single-view caches unchanged
+        parts["rotations"] = backbone.rotations
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 

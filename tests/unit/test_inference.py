@@ -164,3 +164,19 @@ def test_roam_ablation_scores_globally(tmp_path: Path) -> None:
     img = encoder.encode_images([Image.new("RGB", (64, 64), (5, 5, 5))])
     txt = encoder.encode_texts(CAPTIONS)
     np.testing.assert_allclose(encoder.score(img, txt), encoder.global_score(img, txt), atol=1e-6)
+
+
+def test_a_model_trained_on_quarter_turns_embeds_every_image_that_way(tmp_path: Path) -> None:
+    """``tta_rotations`` travels in the model directory: the encoder that indexing and the
+    service load gives a scene and its quarter-turn the same global embedding; a single-view
+    model does not."""
+    rng = np.random.default_rng(0)
+    scene = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    turned = scene.transpose(Image.Transpose.ROTATE_90)
+    for rotations, invariant in ((4, True), (1, False)):
+        encoder = DoveEncoder.from_dir(
+            write_model(tmp_path / f"r{rotations}", tta_rotations=rotations)
+        )
+        assert encoder.model.backbone.rotations == rotations
+        parts = encoder.encode_images([scene, turned])
+        assert np.allclose(parts.v_m[0], parts.v_m[1], atol=1e-4) is invariant

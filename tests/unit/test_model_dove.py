@@ -12,7 +12,7 @@ from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
 from dove_model.model.dove import DoveModel
 from dove_model.model.loss import ranking_loss
-from dove_model.model.visual import create_timm_backbone, grid_boxes, load_boxes_file
+from dove_model.model.visual import Backbone, create_timm_backbone, grid_boxes, load_boxes_file
 from dove_model.model.vocab import UNK_ID, Vocabulary
 
 TINY = {"backbone": "resnet18", "embed_dim": 16, "word_dim": 8, "vocab_min_freq": 1}
@@ -149,3 +149,67 @@ def test_pretrained_weights_from_a_local_file(tmp_path: Path) -> None:
     params = ModelParams(**TINY, pretrained=True, pretrained_path=str(weights_file))
     backbone = create_timm_backbone(params)
     assert torch.equal(backbone.conv1.weight, source.conv1.weight)
+
+
+def turned_backbone(rotations: int, **overrides: object) -> Backbone:
+    torch.manual_seed(0)
+    params = ModelParams(**{**TINY, "region_grids": [2, 3], **overrides}, tta_rotations=rotations)
+    return Backbone(params).eval()
+
+
+def test_quarter_turn_views_make_the_features_turn_with_the_image() -> None:
+    """Four views: a turned image gives the same global features and the same regions, each
+    found where the turn moved it (the maps are turned back before pooling)."""
+    image = torch.randn(2, 3, 64, 64)
+    turned = torch.rot90(image, 1, (-2, -1))
+    with torch.no_grad():
+        four, four_turned = turned_backbone(4)(image), turned_backbone(4)(turned)
+        one, one_turned = turned_backbone(1)(image), turned_backbone(1)(turned)
+    assert torch.allclose(four.levels, four_turned.levels, atol=1e-4)
+    moved = torch.cat([torch.rot90(torch.arange(g * g).view(g, g), 1).flatten() for g in (2, 3)])
+    moved[4:] += 4  # the 3 x 3 grid's boxes follow the 2 x 2 grid's four
+    assert torch.allclose(four_turned.regions, four.regions[:, moved], atol=1e-4)
+    assert not torch.allclose(four.regions, four.regions[:, moved], atol=1e-4)
+    # one view: the features are the image's own, not invariant to the turn
+    assert not torch.allclose(one.levels, one_turned.levels, atol=1e-2)
+    assert not torch.allclose(four.levels, one.levels, atol=1e-2)
+
+
+def test_a_trained_backbone_sees_one_view_per_step_and_views_need_square_images() -> None:
+    image = torch.randn(2, 3, 64, 64)
+    trained, single = turned_backbone(4, freeze_backbone=False), turned_backbone(1)
+    trained.train(), single.train()
+    torch.manual_seed(1)
+    a = trained(image).levels
+    torch.manual_seed(1)
+    assert torch.allclose(a, single(image).levels)
+    with pytest.raises(ValueError, match="square"):
+        turned_backbone(4)(torch.randn(1, 3, 64, 48))
+
+
+def test_the_feature_cache_key_names_the_views_and_keeps_single_view_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hashlib
+
+    from dove_model.model.preprocess import Preprocessing
+    from dove_model.training import feature_cache
+
+    monkeypatch.setattr(feature_cache, "split_digest", lambda split: "images")
+    prep = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    one, four = turned_backbone(1), turned_backbone(4)
+    keys = {
+        b.rotations: feature_cache.cache_key(None, "r18", b, 64, prep, "grid") for b in (one, four)
+    }
+    assert keys[1] != keys[4]
+    old_parts = {  # a cache written before views existed is still found
+        "format": feature_cache.CACHE_FORMAT,
+        "images": "images",
+        "backbone": "r18",
+        "weights": feature_cache.weights_digest(one),
+        "image_size": 64,
+        "preprocess": prep.to_json(),
+        "regions": "grid",
+    }
+    old_key = hashlib.sha256(json.dumps(old_parts, sort_keys=True).encode()).hexdigest()[:32]
+    assert keys[1] == old_key
