@@ -179,10 +179,7 @@ def test_a_trained_backbone_sees_one_view_per_step_and_views_need_square_images(
     image = torch.randn(2, 3, 64, 64)
     trained, single = turned_backbone(4, freeze_backbone=False), turned_backbone(1)
     trained.train(), single.train()
-    torch.manual_seed(1)
-    a = trained(image).levels
-    torch.manual_seed(1)
-    assert torch.allclose(a, single(image).levels)
+    assert torch.allclose(trained(image).levels, single(image).levels)
     with pytest.raises(ValueError, match="square"):
         turned_backbone(4)(torch.randn(1, 3, 64, 48))
 
