@@ -10,12 +10,15 @@ size about 10 % higher (the freed blocks stay with the process until it exits).
 
 PyTorch's CPU tuning guide suggests preloading jemalloc or tcmalloc for the same reason; this
 does it with the C library that is already there, at run time, with nothing to install.
+``DOVE_SYSTEM_ALLOCATOR=1`` in the environment leaves glibc's defaults alone (for a process
+that must hand memory back, or to measure the difference).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 from functools import cache
 
@@ -27,14 +30,16 @@ M_MMAP_MAX = -4
 NEVER_TRIM = 2**31 - 1  # an int: keep every freed byte at the top of the heap
 TOP_PAD = 64 << 20  # grow the heap 64 MiB at a time rather than page by page
 
+OPT_OUT = "DOVE_SYSTEM_ALLOCATOR"
+
 
 @cache
 def retain_freed_memory() -> bool:
     """Serve large blocks from the heap and keep freed memory (glibc on Linux only).
 
     Idempotent; True when glibc accepted every setting, False where it does not apply
-    (macOS, musl, Windows), which only means the old speed."""
-    if not sys.platform.startswith("linux"):
+    (macOS, musl, Windows, or ``DOVE_SYSTEM_ALLOCATOR=1``), which only means the old speed."""
+    if os.environ.get(OPT_OUT, "") not in ("", "0") or not sys.platform.startswith("linux"):
         return False
     name = ctypes.util.find_library("c") or "libc.so.6"
     try:

@@ -54,3 +54,8 @@ def test_freed_blocks_are_reused_without_faulting_pages_in_again() -> None:
 def test_other_platforms_keep_their_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(allocator.sys, "platform", "darwin")
     assert allocator.retain_freed_memory.__wrapped__() is False
+
+
+def test_the_environment_can_keep_the_system_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(allocator.OPT_OUT, "1")
+    assert allocator.retain_freed_memory.__wrapped__() is False
