@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_train.py [--images 300] [--epochs 1] [--threads 2]
 
-Uses the demo profile of params.yaml (resnet18, frozen) on a synthetic dataset. "With cache"
+Uses the demo profile of params.yaml (its frozen backbone) on a synthetic dataset. "With cache"
 is measured on a warm cache (the one-off feature pass is reported separately); "without"
 decodes, augments and runs the backbone on every step. samples/s counts training captions
 per second of the training loop (validation excluded).
