@@ -22,6 +22,7 @@ RANKS = {
     "errors": 0,
     "atomic": 0,
     "hashing": 0,
+    "allocator": 0,  # the C library only
     "device": 1,  # raises errors.ConfigError
     "config": 1,
     "model": 2,
