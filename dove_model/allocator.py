@@ -10,8 +10,10 @@ size about 10 % higher (the freed blocks stay with the process until it exits).
 
 PyTorch's CPU tuning guide suggests preloading jemalloc or tcmalloc for the same reason; this
 does it with the C library that is already there, at run time, with nothing to install.
-``DOVE_SYSTEM_ALLOCATOR=1`` in the environment leaves glibc's defaults alone (for a process
-that must hand memory back, or to measure the difference).
+Opt-in: training, evaluation, the dual feature pass and indexing turn it on only with
+``DOVE_RETAIN_FREED_MEMORY=1`` in the environment, because a process then keeps its peak
+memory until it exits (a cost on a shared node) and the setting has been measured on one
+kind of machine only.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ M_MMAP_MAX = -4
 NEVER_TRIM = 2**31 - 1  # an int: keep every freed byte at the top of the heap
 TOP_PAD = 64 << 20  # grow the heap 64 MiB at a time rather than page by page
 
-OPT_OUT = "DOVE_SYSTEM_ALLOCATOR"
+ENV = "DOVE_RETAIN_FREED_MEMORY"
 
 
 @cache
@@ -38,8 +40,8 @@ def retain_freed_memory() -> bool:
     """Serve large blocks from the heap and keep freed memory (glibc on Linux only).
 
     Idempotent; True when glibc accepted every setting, False where it does not apply
-    (macOS, musl, Windows, or ``DOVE_SYSTEM_ALLOCATOR=1``), which only means the old speed."""
-    if os.environ.get(OPT_OUT, "") not in ("", "0") or not sys.platform.startswith("linux"):
+    (macOS, musl, Windows), which only means the old speed."""
+    if not sys.platform.startswith("linux"):
         return False
     name = ctypes.util.find_library("c") or "libc.so.6"
     try:
@@ -50,3 +52,8 @@ def retain_freed_memory() -> bool:
     mallopt.restype = ctypes.c_int
     settings = ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, NEVER_TRIM), (M_TOP_PAD, TOP_PAD))
     return all(mallopt(param, value) == 1 for param, value in settings)
+
+
+def retain_freed_memory_if_enabled() -> bool:
+    """``retain_freed_memory`` when ``DOVE_RETAIN_FREED_MEMORY=1``; otherwise nothing."""
+    return os.environ.get(ENV, "") == "1" and retain_freed_memory()

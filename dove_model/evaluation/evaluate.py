@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dove_model.allocator import retain_freed_memory
+from dove_model.allocator import retain_freed_memory_if_enabled
 from dove_model.atomic import write_text
 from dove_model.config import Params
 from dove_model.data.manifest import load_split
@@ -104,7 +104,7 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score ``evaluate.split`` (or ``split``) of ``dataset_dir`` and write the metrics JSON."""
-    retain_freed_memory()
+    retain_freed_memory_if_enabled()
     cfg = params.evaluate
     split_name = split or cfg.split
     data = load_split(dataset_dir, split_name)

@@ -13,7 +13,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from dove_model.allocator import retain_freed_memory
+from dove_model.allocator import retain_freed_memory_if_enabled
 from dove_model.config import Params
 from dove_model.data.manifest import MANIFEST_FILE, read_manifest
 from dove_model.errors import DataFormatError
@@ -146,7 +146,7 @@ def encode_archive(
     encoder: Encoder, source: ArchiveSource, batch_size: int, *, progress: bool = True
 ) -> tuple[ImageArrays, np.ndarray | None]:
     """Image arrays for every image and global embeddings T_G for every caption."""
-    retain_freed_memory()
+    retain_freed_memory_if_enabled()
     paths = [source.root / p for p in source.images["path"]]
     arrays = encode_images(encoder, paths, batch_size, progress=progress)
     texts = source.captions["caption"].astype(str).tolist()

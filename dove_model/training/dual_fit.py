@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from dove_model.allocator import retain_freed_memory
+from dove_model.allocator import retain_freed_memory_if_enabled
 from dove_model.data.manifest import SplitData
 from dove_model.evaluation.metrics import retrieval_metrics
 from dove_model.model.dual_heads import DualHeads, new_dual_heads
@@ -109,7 +109,7 @@ def encode_split(
     """Run ``split`` through the frozen towers (no gradients), each image in its dihedral
     views (``rotations`` quarter-turns, mirrored too with ``mirror``); with ``text_layers``
     also keep the token states entering the text tower's top ``text_layers`` layers (LiT)."""
-    retain_freed_memory()
+    retain_freed_memory_if_enabled()
     image_tower.eval()
     text_tower.eval()
     loader = DataLoader(ImageFiles(split.image_paths, eval_transform(size, prep)), batch_size)

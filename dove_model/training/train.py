@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dove_model.allocator import retain_freed_memory
+from dove_model.allocator import retain_freed_memory_if_enabled
 from dove_model.atomic import write_text
 from dove_model.config import ModelParams, Params, TrainProfile
 from dove_model.data.manifest import SplitData, load_split
@@ -500,7 +500,7 @@ def train(
     the same model config and dataset version). ``on_epoch_end`` receives each epoch's record
     on rank 0 (e.g. to log it to MLflow).
     """
-    retain_freed_memory()
+    retain_freed_memory_if_enabled()
     if params.model_for_training().family == "dual":
         from dove_model.training.dual_train import train_dual
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from dove_model.config import Params, load_params
+from dove_model.testing.ranking import assert_same_ranking
 from dove_model.testing.smoke import write_smoke_project
 
 DOVE = str(Path(sys.executable).with_name("dove"))
@@ -87,9 +88,13 @@ def test_the_merged_index_equals_a_single_build_with_the_champion(fanout_run) ->
     assert many.meta["merged_from_shards"] == SHARDS
     assert list(many.images["image_id"]) == list(one.images["image_id"])
     assert many.captions.equals(one.captions)
-    for name in ("v_m", "v_mr", "r"):
-        np.testing.assert_array_equal(getattr(many.arrays, name), getattr(one.arrays, name))
+    for name in ("v_m", "v_mr", "r"):  # equal up to one float16 step (CPU kernels differ)
+        np.testing.assert_allclose(
+            np.asarray(getattr(many.arrays, name), np.float32),
+            np.asarray(getattr(one.arrays, name), np.float32),
+            rtol=1e-3,
+            atol=1e-5,
+        )
     found, scores = _search(merged, model_dir, params)
     expected_found, expected_scores = _search(single, model_dir, params)
-    assert found == expected_found
-    np.testing.assert_allclose(scores, expected_scores, atol=1e-6)
+    assert_same_ranking(found, expected_found, scores, expected_scores)

@@ -56,6 +56,12 @@ def test_other_platforms_keep_their_allocator(monkeypatch: pytest.MonkeyPatch) -
     assert allocator.retain_freed_memory.__wrapped__() is False
 
 
-def test_the_environment_can_keep_the_system_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(allocator.OPT_OUT, "1")
-    assert allocator.retain_freed_memory.__wrapped__() is False
+def test_consumers_turn_it_on_only_when_the_environment_asks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[bool] = []
+    monkeypatch.setattr(allocator, "retain_freed_memory", lambda: calls.append(True) or True)
+    monkeypatch.delenv(allocator.ENV, raising=False)
+    assert allocator.retain_freed_memory_if_enabled() is False and calls == []
+    monkeypatch.setenv(allocator.ENV, "1")
+    assert allocator.retain_freed_memory_if_enabled() is True and calls == [True]

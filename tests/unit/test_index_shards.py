@@ -29,6 +29,7 @@ from dove_model.index.shards import (
 from dove_model.inference import DoveEncoder
 from dove_model.serving.search import Searcher
 from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
+from dove_model.testing.ranking import assert_same_ranking
 
 REPO = Path(__file__).resolve().parents[2]
 QUERIES = ("a blue lake surrounded by land", "yellow desert", "roads", "green forest")
@@ -145,8 +146,7 @@ def test_merged_shards_equal_a_single_build(setup: tuple[Path, ...], count: int)
     assert one_captions == many_captions
     found, scores = search_all(merged, model, dataset)
     expected_found, expected_scores = search_all(single, model, dataset)
-    assert found == expected_found
-    np.testing.assert_allclose(scores, expected_scores, atol=1e-6)
+    assert_same_ranking(found, expected_found, scores, expected_scores)
 
 
 def test_merge_refuses_mixed_models_and_duplicate_ids(
