@@ -5,7 +5,7 @@ blocks that large with ``mmap`` and gives them back with ``munmap`` when torch f
 the next batch faults every page in again, zero-filled by the kernel: on 2 cores the
 EfficientNet-Lite2 feature pass spent as much time in the kernel as in the convolutions
 (``bench/bench_allocator.py``). Telling glibc to serve every block from its heap and keep what
-is freed (``mallopt``) removes that: the pass runs about twice as fast, for a peak resident
+is freed (``mallopt``) removes that: the pass runs two to three times as fast, for a peak resident
 size about 10 % higher (the freed blocks stay with the process until it exits).
 
 PyTorch's CPU tuning guide suggests preloading jemalloc or tcmalloc for the same reason; this
