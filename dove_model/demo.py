@@ -19,7 +19,7 @@ from pathlib import Path
 from dove_model.config import Params, load_params
 from dove_model.errors import DoveError
 
-EXAMPLE_QUERY = "a river flows through green fields"
+EXAMPLE_QUERY = "a blue river crosses the green fields"
 REGISTRATION_FILE = Path("reports/registration.json")
 
 
