@@ -53,9 +53,13 @@ system-deps:
 demo: setup
 	$(RUN) python -m dove_model.demo
 
+# one pytest-xdist worker per core (`make test TEST_WORKERS=1` runs them in one process); a
+# test module stays on one worker, so its module-scoped services start once
+TEST_WORKERS ?= auto
+
 test: setup system-deps
 	$(RUN) ruff check .
-	$(RUN) pytest -q
+	$(RUN) pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 lint: setup
 	$(RUN) ruff check .
