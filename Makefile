@@ -53,13 +53,14 @@ system-deps:
 demo: setup
 	$(RUN) python -m dove_model.demo
 
-# one pytest-xdist worker per core (`make test TEST_WORKERS=1` runs them in one process); a
-# test module stays on one worker, so its module-scoped services start once
+# one pytest-xdist worker per core, at most 8 (each may hold a few GB of services and models;
+# `make test TEST_WORKERS=1` runs them in one process); a test module stays on one worker,
+# so its module-scoped services start once
 TEST_WORKERS ?= auto
 
 test: setup system-deps
 	$(RUN) ruff check .
-	$(RUN) pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(RUN) pytest -q -n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile --durations=15
 
 lint: setup
 	$(RUN) ruff check .
