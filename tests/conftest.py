@@ -26,7 +26,6 @@ for _var, _value in {
     os.environ.setdefault(_var, _value)
 
 
-
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``make test`` runs one worker per core) each worker, and every
     process it starts (KFP components, DVC stages, Airflow tasks), gets its share of the cores:
@@ -37,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
         share = max(1, (os.cpu_count() or 1) // int(workers))
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, str(share))
+
 
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
