@@ -54,8 +54,8 @@ demo: setup
 	$(RUN) python -m dove_model.demo
 
 # one pytest-xdist worker per core, at most 8 (each may hold a few GB of services and models;
-# `make test TEST_WORKERS=1` runs them in one process); a test module stays on one worker,
-# so its module-scoped services start once
+# `make test TEST_WORKERS=0`: no workers, the suite in one process); a test module stays on
+# one worker, so its module-scoped services start once
 TEST_WORKERS ?= auto
 
 test: setup system-deps

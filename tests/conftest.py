@@ -28,9 +28,9 @@ for _var, _value in {
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``make test`` runs one worker per core) each worker, and every
-    process it starts (KFP components, DVC stages, Airflow tasks), gets its share of the cores:
-    two workers each running two OpenMP threads on two cores spend their time waiting on
-    each other's spinning threads."""
+    process it starts (KFP components, DVC stages, Airflow tasks), gets its share of the cores
+    rather than a thread per core each: OpenMP threads spin while they wait, so oversubscribed
+    cores lose time."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
         share = max(1, (os.cpu_count() or 1) // int(workers))

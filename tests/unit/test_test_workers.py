@@ -1,6 +1,5 @@
 """Each pytest-xdist worker runs torch, and the processes it starts, on its share of the cores
-(tests/conftest.py); two workers with two OpenMP threads each on two cores wait on each
-other's spinning threads."""
+(tests/conftest.py), not a thread per core each."""
 
 from __future__ import annotations
 
