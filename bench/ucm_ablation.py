@@ -86,10 +86,13 @@ def run_params(
     epochs: int | None,
     select: str,
     out: Path,
+    profile_changes: dict[str, object] | None = None,
 ) -> Params:
-    """``base`` with the profile active, the variant's model overrides, equal epochs."""
+    """``base`` with the profile active (plus ``profile_changes``), the variant's model
+    overrides, equal epochs."""
     raw = base.model_dump(mode="json", by_alias=True)
     prof = raw["train"]["profiles"][profile]
+    prof.update(profile_changes or {})
     prof["model"] = {**prof.get("model", {}), **variant}
     if epochs is not None:
         prof["epochs"] = epochs

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dove_model.config import parse_params
-from dove_model.testing.deployment import SCENES, scene_image
+from dove_model.testing.karpathy import karpathy_folder
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
@@ -24,29 +24,6 @@ TINY = {
     "amp": False,
     "model": {"backbone": "resnet18", "embed_dim": 16, "word_dim": 8, "vocab_min_freq": 1},
 }
-
-
-def karpathy_folder(root: Path, per_scene: int = 5) -> Path:
-    """A UCM-shaped Karpathy dataset: per scene 4 train images and 1 test, 2 captions each."""
-    (root / "images").mkdir(parents=True)
-    images, sent = [], 0
-    for s, (scene, (_, caption)) in enumerate(SCENES.items()):
-        for i in range(per_scene):
-            name = f"{scene}{i}.png"
-            scene_image(scene, 100 * s + i, size=64).save(root / "images" / name)
-            raws = [caption, f"there is {caption}"]
-            images.append(
-                {
-                    "filename": name,
-                    "imgid": len(images),
-                    "split": "test" if i == 0 else "train",
-                    "sentids": [sent, sent + 1],
-                    "sentences": [{"raw": r, "sentid": sent + j} for j, r in enumerate(raws)],
-                }
-            )
-            sent += 2
-    (root / "dataset.json").write_text(json.dumps({"images": images, "dataset": "UCM"}))
-    return root
 
 
 @pytest.mark.slow
