@@ -300,6 +300,18 @@ class ServeParams(Section):
     # queries on an AMX CPU), or forced; the gates always evaluate in float32 (model/precision.py)
     tower_precision: TowerPrecision = "auto"
 
+    @model_validator(mode="after")
+    def _batching_is_fixed(self) -> ServeParams:
+        """A batching limit set in params.yaml would silently do nothing: refuse it."""
+        for name in ("max_batch_size", "max_latency_ms"):
+            fixed = type(self).model_fields[name].default
+            if getattr(self, name) != fixed:
+                raise ValueError(
+                    f"serve.{name} is fixed at {fixed}: it is a BentoML decorator argument "
+                    "in service.py, which params.yaml does not reach; change it there"
+                )
+        return self
+
 
 # --------------------------------------------------------------------------------- root
 class Params(Section):

@@ -26,6 +26,12 @@ def test_unknown_profile_is_an_error() -> None:
         parse_params({"train": {"profile": "huge"}})
 
 
+def test_a_batching_limit_params_yaml_cannot_reach_is_refused() -> None:
+    assert parse_params({"serve": {"max_batch_size": 32}}).serve.max_batch_size == 32
+    with pytest.raises(ConfigError, match=r"serve.max_latency_ms is fixed at 1000.*service.py"):
+        parse_params({"serve": {"max_latency_ms": 50}})
+
+
 def test_profile_overrides_apply_to_model() -> None:
     params = parse_params({})
     assert params.model.backbone == "resnet50"
