@@ -2,17 +2,26 @@
 
     python3 bench/gpu_paper.py --data .device/ucm
         --weights .device/weights/tf_efficientnet_lite2.safetensors --out "$OUT"
-        [--seeds 0 1] [--epochs 15] [--minutes 7] [--workers 8]
+        [--seeds 0 1] [--epochs 15] [--seconds 540] [--workers 8] [--steps 30]
 
 Run on the device machine through ``bench/gpu_check.sh`` (``bench/gpu_pack.py`` packs its
-inputs). First the throughput: one epoch of the `paper` profile (EfficientNet-Lite2 from the
-ImageNet weights file, fine-tuned) in bf16 autocast, in fp32, and in bf16 with ``--workers``
-data-loader processes; training captions per second of the training loop. Then the quality:
-full DOVE, every train image trains and the best epoch is selected on ``test`` (the issue's
-protocol), one run per seed, each written to ``gpu_paper.json`` as soon as it ends. No seed
-starts that the ``--minutes`` budget cannot hold at the pace of the first.
+inputs). The `paper` profile there is EfficientNet-Lite2 from the ImageNet weights file,
+fine-tuned. In order:
 
-On a CPU it runs too (autocast is then off, so "bf16" is fp32): that is the dry run.
+1. The training step's speed in bf16 autocast and in fp32 (TF32 as PyTorch's defaults allow):
+   ``--steps`` timed steps on batches decoded once and kept on the GPU, so the image loader
+   is not what is measured (``dove_model.training.train.step_throughput``).
+2. One whole epoch in bf16 with ``--workers`` data-loader processes: what training gets with
+   real image loading.
+3. The quality: full DOVE, every train image trains and the best epoch is selected on
+   ``test`` (the issue's protocol), one run per seed. The time left before the deadline
+   (``--seconds`` after the start, less a reserve for evaluation) is shared among the seeds
+   still to run; a seed out of time keeps its best epoch so far and says how many it ran.
+
+``gpu_paper.json`` under ``--out`` is rewritten after every step, and a step that fails is
+recorded and skipped, so a run cut short keeps what it did. A precision or loader setting that
+fails is left out of the seeds' runs. On a CPU it runs too (autocast is then off, so "bf16" is
+fp32): that is the dry run.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +40,31 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ucm_ablation import prepared_ucm, run_one, run_params
 
-from dove_model.config import load_params
-from dove_model.training.train import train
+from dove_model.config import Params, load_params
+from dove_model.training.train import step_throughput, train
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "paper"
 BACKBONE = "tf_efficientnet_lite2"
 TARGET_MR = 50.0
+EVALUATION_RESERVE_S = 45.0  # a seed's evaluation and model save, after its time budget
+MIN_SEED_S = 60.0  # no seed starts with less than this for training
 
 
 def environment() -> dict[str, Any]:
+    import timm
+    import torchvision
+
     cuda = torch.cuda.is_available()
     return {
-        "torch": torch.__version__,
         "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "cuda": torch.version.cuda if cuda else None,
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
     }
 
 
@@ -62,11 +81,24 @@ class Report:
     def add(self, key: str, row: dict[str, Any]) -> None:
         self.data[key].append(row)
         self.save()
+        print(f"{key}: {row}", flush=True)
 
     def save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=2))
         tmp.replace(self.path)
+
+
+def attempt(report: Report, key: str, label: dict[str, Any], work: Callable[[], dict]) -> bool:
+    """Run one step; its row (or its error) goes into the report. True when it worked."""
+    start = time.monotonic()
+    try:
+        row = work()
+    except Exception as exc:  # one failed step must not cost the others
+        report.add(key, {**label, "error": f"{type(exc).__name__}: {exc}"[:500]})
+        return False
+    report.add(key, {**label, **row, "wall_s": round(time.monotonic() - start, 1)})
+    return True
 
 
 def main() -> None:
@@ -78,77 +110,66 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--minutes", type=float, default=7.0, help="budget for the seeds")
+    parser.add_argument("--seconds", type=float, default=540.0, help="deadline, from start")
     parser.add_argument("--workers", type=int, default=8, help="data-loader processes")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per precision")
     args = parser.parse_args()
     for path, what in ((args.data / "dataset.json", "UCM-Captions"), (args.weights, "weights")):
         if not path.is_file():
             raise SystemExit(f"{what} not found: {path} (run bench/gpu_pack.py first)")
-    start = time.monotonic()
+    deadline = time.monotonic() + args.seconds
     base = load_params(args.params)
     model = {"backbone": BACKBONE, "pretrained_path": str(args.weights.resolve())}
     dataset = prepared_ucm(args.work, args.data, carve_val=False)
     report = Report(args.out, environment=environment(), epochs=args.epochs, profile=PROFILE)
-    print(f"{report.data['environment']}", flush=True)
 
-    loader_workers = args.workers
-    for name, changes in (
-        ("bf16", {"amp": True, "num_workers": 0}),
-        ("fp32", {"amp": False, "num_workers": 0}),
-        (f"bf16, {args.workers} loader workers", {"amp": True, "num_workers": args.workers}),
-    ):
-        params = run_params(
-            base, PROFILE, model, 0, 1, "test", args.work / "speed", profile_changes=changes
+    def params(seed: int, epochs: int, **changes: object) -> Params:
+        return run_params(
+            base, PROFILE, model, seed, epochs, "test", args.work, profile_changes=changes
         )
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-        t0 = time.monotonic()
-        try:
-            result = train(
-                dataset, params, args.work / "speed" / name.replace(" ", "_"), resume=False
-            )
-        except Exception as exc:  # one failed setting must not cost the others
-            report.add("throughput", {"setting": name, "error": f"{type(exc).__name__}: {exc}"})
-            print(f"throughput {name}: failed ({exc})", flush=True)
-            loader_workers = 0 if changes["num_workers"] else loader_workers
-            continue
-        row = {
-            "setting": name,
-            "samples_per_s": round(result.train_samples_per_s, 1),
-            "epoch_s": round(time.monotonic() - t0, 1),
-            "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
-            if torch.cuda.is_available()
-            else None,
+
+    def steps(amp: bool) -> dict[str, Any]:
+        result = step_throughput(dataset, params(0, 1, amp=amp), steps=args.steps)
+        peak = result.peak_memory_gib
+        return {
+            "samples_per_s": round(result.samples_per_s, 1),
+            "batch_size": result.batch_size,
+            "peak_gib": None if peak is None else round(peak, 2),
         }
-        report.add("throughput", row)
-        print(f"throughput {name}: {row}", flush=True)
 
-    budget = args.minutes * 60
-    seeds_start = time.monotonic()
+    bf16_ok = attempt(report, "throughput", {"setting": "step, bf16"}, lambda: steps(True))
+    fp32_ok = attempt(report, "throughput", {"setting": "step, fp32"}, lambda: steps(False))
+    amp = bf16_ok or not fp32_ok
+
+    def loader_epoch() -> dict[str, Any]:
+        run = params(0, 1, amp=amp, num_workers=args.workers)
+        result = train(dataset, run, args.work / "loader-epoch", resume=False, progress=False)
+        return {"samples_per_s": round(result.train_samples_per_s, 1)}
+
+    loader_label = {"setting": f"epoch, {'bf16' if amp else 'fp32'}, {args.workers} workers"}
+    workers = args.workers if attempt(report, "throughput", loader_label, loader_epoch) else 0
+
     for done, seed in enumerate(args.seeds):
-        elapsed = time.monotonic() - seeds_start
-        if done and elapsed / done > budget - elapsed:
-            print(f"seed {seed} skipped: {elapsed:.0f} s of {budget:.0f} s used", flush=True)
+        left = deadline - time.monotonic()
+        share = left / (len(args.seeds) - done) - EVALUATION_RESERVE_S
+        if share < MIN_SEED_S:
+            print(f"seed {seed} not started: {left:.0f} s left before the deadline", flush=True)
             break
-        params = run_params(
-            base, PROFILE, model, seed, args.epochs, "test", args.work,
-            profile_changes={"num_workers": loader_workers},
-        )  # fmt: skip
-        row = run_one(dataset, params, args.work / f"paper-seed{seed}")
-        report.add("runs", {"seed": seed, **row})
-        print(
-            f"seed {seed}: test mR {row['mR']:.2f} (best epoch {row['best_epoch']}/"
-            f"{row['epochs']}, {row['seconds']:.0f} s)",
-            flush=True,
-        )
-    values = [r["mR"] for r in report.data["runs"]]
+        run = params(seed, args.epochs, amp=amp, num_workers=workers, max_minutes=share / 60)
+
+        def one(run: Params = run, seed: int = seed) -> dict[str, Any]:
+            return run_one(dataset, run, args.work / f"paper-seed{seed}")
+
+        attempt(report, "runs", {"seed": seed, "budget_s": round(share)}, one)
+    values = [r["mR"] for r in report.data["runs"] if "mR" in r]
     if values:
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         report.data["mR"] = [statistics.fmean(values), spread]
         report.save()
         print(
             f"paper profile, {len(values)} seed(s): test mR {statistics.fmean(values):.2f} +- "
-            f"{spread:.2f} (target {TARGET_MR}); {time.monotonic() - start:.0f} s in all"
+            f"{spread:.2f} (target {TARGET_MR}); "
+            f"{args.seconds - (deadline - time.monotonic()):.0f} s in all"
         )
 
 

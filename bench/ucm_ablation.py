@@ -92,12 +92,12 @@ def run_params(
     overrides, equal epochs."""
     raw = base.model_dump(mode="json", by_alias=True)
     prof = raw["train"]["profiles"][profile]
-    prof.update(profile_changes or {})
     prof["model"] = {**prof.get("model", {}), **variant}
     if epochs is not None:
         prof["epochs"] = epochs
     prof["max_minutes"] = None  # equal epochs, not equal time
     prof["early_stopping_patience"] = prof["epochs"]
+    prof.update(profile_changes or {})
     raw["train"].update(
         {"profile": profile, "seed": seed, "cache_dir": str(out / "cache"), "val_split": select}
     )

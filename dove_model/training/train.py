@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -509,3 +510,53 @@ def train(
         )
     run = _Run(Path(dataset_dir), params, Path(out_dir), resume, progress)
     return run.run(on_epoch_end)
+
+
+@dataclass(frozen=True)
+class StepThroughput:
+    """The training step's own speed: forward, backward and optimiser, data loading excluded."""
+
+    samples_per_s: float
+    steps: int
+    batch_size: int
+    peak_memory_gib: float | None  # on a GPU: the steps' peak allocation
+
+
+def step_throughput(
+    dataset_dir: Path | str, params: Params, *, steps: int = 20, warmup: int = 3
+) -> StepThroughput:
+    """Time ``steps`` DOVE training steps of the active profile (after ``warmup`` untimed
+    ones) on batches decoded once and kept on the device, so that what is measured is the
+    model's step (its precision, its kernels), not the image loader. The weights it updates
+    are thrown away."""
+    with tempfile.TemporaryDirectory(prefix="dove-steps-") as nowhere:  # nothing is saved
+        run = _Run(Path(dataset_dir), params, Path(nowhere), False, False)
+    opt, _ = run._optimisation()
+    dataset = run._train_dataset(None)
+    order = epoch_batches(run.train_split.n_captions, run.profile.batch_size, run.seed, 1)
+    if not order:
+        raise ConfigError("step_throughput: the train split has fewer captions than one batch")
+    batches = [
+        {k: v.to(run.device) for k, v in dataset[order[i % len(order)]].items()}
+        for i in range(min(len(order), steps + warmup))
+    ]
+    run.model.train()
+    cuda = run.device.type == "cuda"
+
+    def step(i: int) -> None:
+        run._train_step(opt, batches[i % len(batches)], 1, i + 1)
+
+    for i in range(warmup):
+        step(i)
+    if cuda:
+        torch.cuda.synchronize(run.device)
+        torch.cuda.reset_peak_memory_stats(run.device)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(warmup + i)
+    if cuda:
+        torch.cuda.synchronize(run.device)
+    seconds = time.perf_counter() - start
+    samples = sum(len(batches[(warmup + i) % len(batches)]["ids"]) for i in range(steps))
+    peak = torch.cuda.max_memory_allocated(run.device) / 2**30 if cuda else None
+    return StepThroughput(samples / seconds, steps, run.profile.batch_size, peak)

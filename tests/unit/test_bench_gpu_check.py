@@ -76,14 +76,12 @@ def test_the_gpu_check_runs_on_cpu_and_reports_as_it_goes(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "gpu_paper.json").read_text())
     assert report["environment"]["device"] == "cpu" and report["profile"] == "paper"
-    assert [r["setting"] for r in report["throughput"]] == [
-        "bf16",
-        "fp32",
-        "bf16, 0 loader workers",
-    ]
+    settings = [r["setting"] for r in report["throughput"]]
+    assert settings == ["step, bf16", "step, fp32", "epoch, bf16, 0 workers"]
     assert all(r["samples_per_s"] > 0 for r in report["throughput"])
     assert [r["seed"] for r in report["runs"]] == [0, 1]
     assert all(r["epochs"] == 1 and 0 <= r["mR"] <= 100 for r in report["runs"])
+    assert all(r["budget_s"] > 0 for r in report["runs"])
     mean, _ = report["mR"]
     assert mean == pytest.approx(sum(r["mR"] for r in report["runs"]) / 2)
     assert "paper profile, 2 seed(s): test mR" in result.stdout
