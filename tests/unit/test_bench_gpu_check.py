@@ -69,7 +69,7 @@ def test_the_gpu_check_runs_on_cpu_and_reports_as_it_goes(tmp_path: Path) -> Non
             sys.executable, str(REPO / "bench" / "gpu_paper.py"), "--params", str(params_file),
             "--data", str(data), "--weights", str(weights_file), "--out", str(out),
             "--work", str(tmp_path / "work"), "--seeds", "0", "1", "--epochs", "1",
-            "--workers", "0",
+            "--workers", "0", "--steps", "2",
         ],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
