@@ -164,6 +164,9 @@ class TrainProfile(Section):
     num_workers: int = 0
     amp: bool = True  # bf16 autocast on GPU; ignored on CPU
     compile: bool = False
+    # images and convolution weights in NHWC while training (the layout GPU tensor cores
+    # prefer); the saved model is the same either way
+    channels_last: bool = False
     early_stopping_patience: int = 10
     max_minutes: float | None = None  # stop after this wall-clock budget
     grad_clip: float | None = 2.0

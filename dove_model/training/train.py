@@ -171,6 +171,8 @@ class _Run:
             self.vocab = Vocabulary.build(self.train_split.captions, mp.vocab_min_freq, mp.max_len)
         seed_everything(self.seed)
         self.model = DoveModel(mp, len(self.vocab)).to(self.device)
+        if self.profile.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.preprocess = preprocessing_for(mp.backbone)
         if mp.glove_path and not self.resuming:  # a resumed run's weights come from the checkpoint
             init_word_embeddings(self.model.text, self.vocab.word2idx, mp.glove_path)
@@ -294,6 +296,8 @@ class _Run:
     ) -> float:
         """Forward, NaN guard, backward, clip, optimiser and schedule step; returns the loss."""
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self.profile.channels_last and "images" in batch:
+            batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
         amp = self.profile.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
             loss = opt.step_model(**batch)
