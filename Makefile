@@ -19,12 +19,19 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 APT_PACKAGES := chromium git
+# `make images` and the image tests: a container engine and the tools that make the Debian base
+# from Debian's packages (docs/deploy.md, "Images"); `make stack` and its tests: PostgreSQL 15
+CONTAINER_PACKAGES := podman runc buildah mmdebstrap uidmap slirp4netns netavark aardvark-dns \
+  catatonit fuse-overlayfs containernetworking-plugins
+STACK_PACKAGES := postgresql
 
-.PHONY: help setup uv system-deps demo test lint format clean
+.PHONY: help setup uv system-deps demo test lint format clean images stack stack-down
 
 help:
 	@echo "make demo   - set up, then build data, validate, train, gate, register and serve"
 	@echo "make test   - set up, then run the whole test suite"
+	@echo "make images - build the pipeline and serving images (podman/docker, no image registry)"
+	@echo "make stack  - PostgreSQL, MLflow, Airflow and the service on this machine (dove stack up)"
 	@echo "make lint   - ruff"
 
 uv:
@@ -41,9 +48,10 @@ $(VENV)/.synced: pyproject.toml uv.lock | uv
 setup: $(VENV)/.synced
 
 # Debian packages the tests need (Chromium for the browser test, kubectl for the manifest
-# checks: Debian's kubernetes-client where no kubectl is installed); skipped when present.
+# checks: Debian's kubernetes-client where no kubectl is installed, the container engine and
+# PostgreSQL above); skipped when present.
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES) $(CONTAINER_PACKAGES) $(STACK_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -52,6 +60,18 @@ system-deps:
 
 demo: setup
 	$(RUN) python -m dove_model.demo
+
+# the serving image needs a model in the BentoML store: run it after `make demo` (or `dove
+# deploy`); `make images IMAGES=pipeline` builds the pipeline image alone
+IMAGES ?=
+images: setup system-deps
+	$(RUN) dove images build $(IMAGES)
+
+stack: setup system-deps
+	$(RUN) dove stack up
+
+stack-down: setup
+	$(RUN) dove stack down
 
 # one pytest-xdist worker per core, at most 8 (each may hold a few GB of services and models;
 # `make test TEST_WORKERS=0`: no workers, the suite in one process); a test module stays on

@@ -7,6 +7,7 @@ pipeline) stay inside the commands: ``dove --help`` loads only this file.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -36,9 +37,14 @@ def compile_command(
 @app.command("run")
 def run_command(
     params_file: ParamsOption = DEFAULT_PARAMS,
-    local: Annotated[
-        bool, typer.Option("--local", help="Run with KFP's local SubprocessRunner.")
-    ] = False,
+    local: Annotated[bool, typer.Option("--local", help="Run with KFP's local runner.")] = False,
+    runner: Annotated[
+        str,
+        typer.Option(
+            help="--local: subprocess (this venv) or docker (each component in a container of "
+            "pipeline.image, through DOCKER_HOST, docker's daemon or podman's socket).",
+        ),
+    ] = "subprocess",
     host: Annotated[str | None, typer.Option(help="KFP endpoint to submit to.")] = None,
     data_version: Annotated[
         str | None, typer.Option(help="Data version (default: detected from the dataset).")
@@ -55,7 +61,14 @@ def run_command(
         from components.pipeline import build_pipeline
         from dove_model.pipeline.run import run_local
 
-        outcome = run_local(build_pipeline, params, params_file, data_version=data_version)
+        with contextlib.ExitStack() as stack:
+            if runner == "docker":
+                from infra.images.engine import docker_api
+
+                stack.enter_context(docker_api())
+            outcome = run_local(
+                build_pipeline, params, params_file, data_version=data_version, runner=runner
+            )
         typer.echo(outcome.summary())
     else:
         from dove_model.pipeline.run import submit

@@ -1,6 +1,8 @@
 """The Dockerfile rules that matter here, checked by parsing (hadolint covers the rest).
 
-- every base image has an explicit tag, never ``latest``; the final base is pinned by digest
+- every base image has an explicit tag, never ``latest``; a base named by a build argument is
+  checked as its default; the final base is pinned by digest unless it is one of the
+  project's own local bases (``localhost/...``, built by ``make images`` from Debian packages)
 - the final stage runs as a numeric, non-root user
 - no secret baked in: no ENV/ARG whose name looks like a credential carries a value, and
   no ``ADD`` from a URL
@@ -21,6 +23,7 @@ from pathlib import Path
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_KEY|PRIVATE_KEY)", re.I)
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|clang|make|build-essential|cmake|uv|pip)\b")
+LOCAL_BASE = "localhost/dove-ops/"  # built here from Debian packages: no registry, no digest
 REQUIRED_LABELS = (
     "org.opencontainers.image.title",
     "org.opencontainers.image.source",
@@ -46,8 +49,10 @@ class Stage:
 
 
 def parse(text: str) -> list[Stage]:
-    """Split a Dockerfile into stages of instructions (continuations joined, comments gone)."""
+    """Split a Dockerfile into stages of instructions (continuations joined, comments gone).
+    A stage's base written as ``${ARG}`` is resolved to the default of a global ``ARG``."""
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}
     pending, start = "", 0
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
@@ -65,10 +70,21 @@ def parse(text: str) -> list[Stage]:
         if instruction.keyword == "FROM":
             words = [w for w in instruction.args.split() if not w.startswith("--")]
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(words[0], name, instruction.line))
+            stages.append(Stage(_resolve(words[0], global_args), name, instruction.line))
+        elif instruction.keyword == "ARG" and not stages:
+            global_args.update(_assignments(instruction.args))
         elif stages:
             stages[-1].instructions.append(instruction)
     return stages
+
+
+def _resolve(image: str, args: dict[str, str]) -> str:
+    """``${NAME}`` / ``$NAME`` replaced by the global ARG's default (kept when it has none)."""
+    return re.sub(
+        r"\$\{(\w+)\}|\$(\w+)",
+        lambda m: args.get(m.group(1) or m.group(2)) or m.group(0),
+        image,
+    )
 
 
 def _tag_problem(image: str) -> str | None:
@@ -100,7 +116,8 @@ def check(text: str, filename: str = "Dockerfile") -> list[str]:
             if external and (problem := _tag_problem(external)):
                 problems.append(f"{filename}:{ins.line}: {problem}")
     final = stages[-1]
-    if not DIGEST.search(final.image) and final.image not in stage_names:
+    pinned = DIGEST.search(final.image) or final.image.startswith(LOCAL_BASE)
+    if not pinned and final.image not in stage_names:
         problems.append(f"{filename}:{final.line}: final base {final.image} not pinned by digest")
     problems += [f"{filename}:{p}" for p in _final_stage_problems(final)]
     return problems

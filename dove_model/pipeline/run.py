@@ -107,6 +107,38 @@ def _failure(run_dir: Path, exc: RuntimeError) -> DoveError:
     return DoveError(f"{run_dir}: the pipeline failed ({ANSI_CODES.sub('', str(exc))})")
 
 
+# what a component container needs from the caller's environment (the tracking URI is set
+# by _tracking_env; credentials for a tracking server pass through when set)
+CONTAINER_ENV = (
+    TRACKING_ENV,
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "BENTOML_HOME",
+    "OMP_NUM_THREADS",
+)
+
+
+def docker_runner(root: Path) -> Any:
+    """KFP's ``DockerRunner``: each component in its own container of ``pipeline.image``, the
+    project folder mounted at its own path as the working directory (relative paths in
+    params.yaml resolve as under the SubprocessRunner), the host's network (a tracking server
+    on 127.0.0.1) and the caller's uid (files it writes stay the caller's). The Docker API is
+    ``DOCKER_HOST`` (podman's compatible socket works: ``dove pipeline run --runner docker``
+    starts one)."""
+    from docker.types import Mount
+    from kfp import local
+
+    environment = {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+    environment |= {name: os.environ[name] for name in CONTAINER_ENV if name in os.environ}
+    return local.DockerRunner(
+        mounts=[Mount(target=str(root), source=str(root), type="bind")],
+        working_dir=str(root),
+        user=f"{os.getuid()}:{os.getgid()}",
+        network_mode="host",
+        environment=environment,
+    )
+
+
 def run_local(
     build: PipelineBuilder,
     params: Params,
@@ -114,22 +146,28 @@ def run_local(
     *,
     data_version: str | None = None,
     root: Path | None = None,
+    runner: str = "subprocess",
 ) -> LocalRun:
     """Execute the pipeline that ``build`` makes (``components.pipeline.build_pipeline``)
-    for real with ``kfp.local.SubprocessRunner`` in this venv."""
+    for real with KFP's local runner: ``subprocess`` (``SubprocessRunner`` in this venv) or
+    ``docker`` (``DockerRunner``: each component in a container of ``pipeline.image``)."""
     from kfp import local
 
+    if runner not in ("subprocess", "docker"):
+        raise DoveError(f"runner {runner!r}: use subprocess or docker")
     root = (root or Path.cwd()).resolve()
     version = data_version or pipeline_data_version(params, root)
     outputs_root = root / params.pipeline.local_root
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(outputs_root),
-        raise_on_error=True,
-    )
     pipeline = build(params.pipeline, shards=params.index.shards)
     before = _run_dirs(outputs_root)
     with _tracking_env(params, root), contextlib.chdir(root):
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False)
+            if runner == "subprocess"
+            else docker_runner(root),
+            pipeline_root=str(outputs_root),
+            raise_on_error=True,
+        )
         try:
             pipeline(data_version=version, params_yaml=_params_text(params_file))
         except RuntimeError as exc:  # KFP's local runner: a task failed
