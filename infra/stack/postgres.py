@@ -1,0 +1,244 @@
+"""A private PostgreSQL cluster in the state folder: ``initdb``, ``pg_ctl``, one role and
+database each for MLflow, MLflow's user store and Airflow.
+
+The server binaries come from the Debian package ``postgresql``. PostgreSQL refuses to run
+as root: when ``dove stack`` runs as root the cluster belongs to the ``postgres`` system user
+(that package creates it) and every server command runs through ``runuser -u postgres``.
+It listens on 127.0.0.1 only, with no Unix socket, and asks every client for a password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from infra.stack.config import DATABASES, LOOPBACK, Layout, StackError
+from infra.stack.credentials import Account
+
+SERVER_USER = "postgres"  # the Debian package's system user, used when we are root
+BINARIES = ("initdb", "pg_ctl", "postgres", "pg_isready")
+CONF_NAME = "dove-stack.conf"
+MISSING = (
+    "PostgreSQL server binaries (initdb, pg_ctl, postgres, pg_isready) not found: install the "
+    "Debian package `postgresql` (apt-get install postgresql) or pass --pg-bindir"
+)
+
+
+def _has_binaries(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in BINARIES)
+
+
+def _pg_config_bindir() -> Path | None:
+    if not shutil.which("pg_config"):
+        return None
+    done = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
+    return Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+
+
+def find_bindir(explicit: Path | None = None) -> Path:
+    """The folder holding initdb, pg_ctl, postgres and pg_isready."""
+    if explicit is not None:
+        if not _has_binaries(explicit):
+            raise StackError(f"{explicit}: no PostgreSQL server binaries there ({MISSING})")
+        return explicit
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    on_path = shutil.which("initdb")
+    candidates = [_pg_config_bindir(), *debian, Path(on_path).resolve().parent if on_path else None]
+    for folder in candidates:
+        if folder is not None and _has_binaries(folder):
+            return folder
+    raise StackError(MISSING)
+
+
+def choose_bindir(explicit: Path | None, remembered: str) -> Path:
+    """The one asked for, else the one the cluster was started with, else the one found."""
+    if explicit is not None:
+        return find_bindir(explicit)
+    if remembered and _has_binaries(Path(remembered)):
+        return Path(remembered)
+    return find_bindir()
+
+
+def as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def server_owner() -> tuple[int, int]:
+    """uid and gid the cluster runs as: ``postgres`` when we are root, else ourselves."""
+    if not as_root():
+        return os.getuid(), os.getgid()
+    try:
+        entry = pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        raise StackError(
+            f"running as root, PostgreSQL needs the `{SERVER_USER}` system user, which the "
+            "Debian package `postgresql` creates: install it, or run as another user"
+        ) from None
+    return entry.pw_uid, entry.pw_gid
+
+
+def _as_owner(command: Sequence[str]) -> list[str]:
+    return ["runuser", "-u", SERVER_USER, "--", *command] if as_root() else list(command)
+
+
+def _give(path: Path, mode: int) -> None:
+    """Hand ``path`` to the server's user (a no-op when that is us)."""
+    uid, gid = server_owner()
+    if as_root():
+        os.chown(path, uid, gid)
+    os.chmod(path, mode)
+
+
+def check_reachable(layout: Layout) -> None:
+    """As root, the ``postgres`` user must be able to reach the state folder."""
+    if not as_root():
+        return
+    done = subprocess.run(_as_owner(["test", "-x", str(layout.postgres)]), check=False)
+    if done.returncode != 0:
+        raise StackError(
+            f"the `{SERVER_USER}` user cannot reach {layout.postgres} (a folder above it is "
+            "closed to other users, e.g. mode 0700): pass a --state-dir it can reach, such as "
+            "one under /var/tmp or /srv, or run as a non-root user"
+        )
+
+
+def _run(command: Sequence[str], what: str, log: Path, cwd: Path) -> None:
+    with log.open("ab") as out:
+        done = subprocess.run(
+            _as_owner(command), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False
+        )
+    if done.returncode != 0:
+        raise StackError(f"{what} failed (exit {done.returncode}): read {log}")
+
+
+def prepare_log(log: Path) -> None:
+    """The server writes its log itself, as its own user."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.touch(exist_ok=True)
+    _give(log, 0o600)
+
+
+def initdb(layout: Layout, bindir: Path, superuser: Account, log: Path) -> bool:
+    """Create the cluster once (in a temporary folder renamed into place); False when it
+    exists already."""
+    if (layout.pgdata / "PG_VERSION").is_file():
+        return False
+    layout.postgres.mkdir(parents=True, exist_ok=True)
+    tmp = layout.postgres / "data.initdb"
+    pwfile = layout.postgres / "superuser.pw"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(mode=0o700)
+    _give(tmp, 0o700)
+    try:
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(superuser.password + "\n")
+        _give(pwfile, 0o600)
+        command = [str(bindir / "initdb"), "-D", str(tmp), "-U", superuser.username]
+        command += [f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8"]
+        _run([*command, "--locale=C", "--no-instructions"], "initdb", log, layout.postgres)
+        with (tmp / "postgresql.conf").open("a", encoding="utf-8") as conf:
+            conf.write(
+                f"\n# dove stack: listen address, port, no Unix socket\ninclude = '{CONF_NAME}'\n"
+            )
+        write_conf(tmp, 0)
+        tmp.rename(layout.pgdata)
+    finally:
+        pwfile.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def write_conf(pgdata: Path, port: int) -> None:
+    """The settings this stack owns, rewritten on every ``up`` (the port may change)."""
+    path = pgdata / CONF_NAME
+    path.write_text(
+        "# written by `dove stack up`: changes here are overwritten\n"
+        f"listen_addresses = '{LOOPBACK}'\nport = {port}\nunix_socket_directories = ''\n",
+        encoding="utf-8",
+    )
+    _give(path, 0o600)
+
+
+def server_version(bindir: Path) -> str:
+    done = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True)
+    return done.stdout.strip().split()[-1].split(".")[0] if done.returncode == 0 else "?"
+
+
+def check_version(layout: Layout, bindir: Path) -> None:
+    """A cluster made by another major version cannot be started by these binaries."""
+    made = (layout.pgdata / "PG_VERSION").read_text().strip()
+    found = server_version(bindir)
+    if made != found:
+        raise StackError(
+            f"{layout.pgdata} was made by PostgreSQL {made}, {bindir} is {found}: pass "
+            f"--pg-bindir /usr/lib/postgresql/{made}/bin, or use a new --state-dir"
+        )
+
+
+def postmaster_pid(layout: Layout) -> int | None:
+    """The server's pid from ``postmaster.pid``, when that process runs."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pid = int((layout.pgdata / "postmaster.pid").read_text().splitlines()[0])
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        if comm in ("postgres", "postmaster"):
+            return pid
+    return None
+
+
+def start(layout: Layout, bindir: Path, port: int, log: Path) -> None:
+    write_conf(layout.pgdata, port)
+    command = [str(bindir / "pg_ctl"), "start", "-D", str(layout.pgdata), "-l", str(log)]
+    _run([*command, "-w", "-t", "120", "-s"], "pg_ctl start", log, layout.postgres)
+
+
+def stop(layout: Layout, bindir: Path, log: Path) -> None:
+    """``pg_ctl stop -m fast`` (a no-op when it is not running)."""
+    if postmaster_pid(layout) is None:
+        return
+    command = [str(bindir / "pg_ctl"), "stop", "-D", str(layout.pgdata), "-m", "fast"]
+    _run([*command, "-w", "-t", "60", "-s"], "pg_ctl stop", log, layout.postgres)
+
+
+def is_ready(bindir: Path, port: int) -> bool:
+    """``pg_isready`` on the loopback port."""
+    command = [str(bindir / "pg_isready"), "-q", "-h", LOOPBACK, "-p", str(port), "-t", "3"]
+    return subprocess.run(command, check=False).returncode == 0
+
+
+def ensure_databases(port: int, superuser: Account, owners: dict[str, Account]) -> None:
+    """Each database with its owner role (password reset to the saved one); no other role
+    may connect to it."""
+    import psycopg2
+    from psycopg2 import sql
+
+    connection = psycopg2.connect(
+        host=LOOPBACK, port=port, dbname="postgres", user=superuser.username,
+        password=superuser.password, connect_timeout=10,
+    )  # fmt: skip
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            for name in DATABASES:
+                role, owner = sql.Identifier(owners[name].username), owners[name]
+                cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner.username,))
+                verb = "ALTER" if cursor.fetchone() else "CREATE"
+                statement = sql.SQL(verb + " ROLE {} WITH LOGIN PASSWORD %s").format(role)
+                cursor.execute(statement, (owner.password,))
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if not cursor.fetchone():
+                    database = sql.Identifier(name)
+                    cursor.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, role))
+                    revoke = sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database)
+                    cursor.execute(revoke)
+    finally:
+        connection.close()

@@ -1,0 +1,320 @@
+"""``up`` and ``down``: start what is not running, in order (PostgreSQL, MLflow, Airflow,
+the service), reuse what is; stop everything in the reverse order.
+
+Every process runs detached (its own session) and survives the command; the state file
+records each one (pid and start time) and is rewritten atomically after every change. A
+lock file keeps two ``up``/``down`` from interleaving.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock
+
+from dove_model.config import Params
+from infra.stack import airflow, mlflow, postgres, processes, service
+from infra.stack.airflow_api import AirflowClient
+from infra.stack.config import DAG_ID, Layout, StackError, StackOptions
+from infra.stack.credentials import Account, ensure_all, ensure_keys, write_pgpass
+from infra.stack.environment import base_env, mlflow_client_env
+from infra.stack.ports import check_free, choose_ports
+from infra.stack.progress import Reporter, wait_until
+from infra.stack.state import ProcessRecord, State, load_state, save_state
+
+# stopped in this order (the scheduler first: it starts no task while the rest stops)
+STOP_ORDER = ("service", "airflow-scheduler", "airflow-dag-processor", "airflow-api-server")
+STOP_ORDER += ("mlflow",)
+NO_CHAMPION = (
+    "not deployed: the registry has no @champion yet. Trigger a retraining "
+    "(`dove stack trigger`), then run `dove stack up` again"
+)
+
+
+@dataclass
+class Context:
+    options: StackOptions
+    state: State
+    params: Params
+    bindir: Path
+    accounts: dict[str, Account] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def layout(self) -> Layout:
+        return self.options.layout
+
+    def port(self, name: str) -> int:
+        return self.state.ports[name]
+
+    def save(self) -> None:
+        save_state(self.layout.state_file, self.state)
+
+    def alive(self, name: str) -> bool:
+        return processes.is_alive(self.state.processes.get(name))
+
+
+def prepare_dirs(layout: Layout) -> None:
+    """The state folder (searchable by PostgreSQL's user when we are root, else private)."""
+    mode = 0o711 if postgres.as_root() else 0o700
+    for folder in (layout.root, layout.logs, layout.postgres):
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, mode)
+
+
+def _context(options: StackOptions) -> Context:
+    from dove_model.config import load_params
+
+    layout = options.layout
+    state = load_state(layout.state_file)
+    params = load_params(options.params_file)
+    bindir = postgres.choose_bindir(options.pg_bindir, state.pg_bindir)
+    postgres.server_owner()
+    state.project, state.params_file = str(options.project), str(options.params_file)
+    state.dags_folder, state.pg_bindir = str(options.dags_folder), str(bindir)
+    context = Context(options, state, params, bindir)
+    running = {n for n in ("mlflow", "service") if context.alive(n)}
+    running |= {"airflow"} if context.alive("airflow-api-server") else set()
+    running |= {"postgres"} if postgres.postmaster_pid(layout) else set()
+    state.ports = choose_ports(options.ports, state.ports, running)
+    context.accounts, context.keys = ensure_all(layout), ensure_keys(layout)
+    context.env = base_env()
+    return context
+
+
+def up(options: StackOptions, reporter: Reporter) -> State:
+    """Bring up whatever is not running; returns the saved state."""
+    prepare_dirs(options.layout)
+    with FileLock(str(options.layout.lock_file)):
+        context = _context(options)
+        context.save()
+        _postgres_up(context, reporter)
+        _mlflow_up(context, reporter)
+        _airflow_up(context, reporter)
+        _service_up(context, reporter)
+        context.save()
+        return context.state
+
+
+def _postgres_up(context: Context, reporter: Reporter) -> None:
+    layout, port = context.layout, context.port("postgres")
+    log = layout.log("postgres")
+    with reporter.step("postgres", "starting PostgreSQL") as said:
+        postgres.check_reachable(layout)
+        postgres.prepare_log(log)
+        superuser = context.accounts["postgres"]
+        if postgres.initdb(layout, context.bindir, superuser, log):
+            said.append("cluster created,")
+        postgres.check_version(layout, context.bindir)
+        if postgres.postmaster_pid(layout) is None:
+            check_free("postgres", port)
+            postgres.start(layout, context.bindir, port, log)
+            said.append("started")
+        else:
+            said.append("already running")
+        wait_until(
+            lambda: postgres.is_ready(context.bindir, port),
+            what="PostgreSQL", timeout=context.options.timeout_s, log=str(log), interval=1,
+        )  # fmt: skip
+        write_pgpass(layout, port, context.accounts)
+        owners = {name: context.accounts[f"db-{name}"] for name in ("mlflow", "mlflow_auth")}
+        owners["airflow"] = context.accounts["db-airflow"]
+        postgres.ensure_databases(port, superuser, owners)
+        said.append(f"on 127.0.0.1:{port}")
+
+
+def _start(context: Context, name: str, command: list[str], cwd: Path, env: dict) -> ProcessRecord:
+    log = context.layout.log(name)
+    record = processes.spawn(name, command, log=log, cwd=cwd, env=env)
+    context.state.processes[name] = record
+    context.save()
+    return record
+
+
+def _mlflow_up(context: Context, reporter: Reporter) -> None:
+    layout, port, options = context.layout, context.port("mlflow"), context.options
+    admin = context.accounts["mlflow"]
+    with reporter.step("mlflow", "starting the MLflow server") as said:
+        mlflow.write_auth_ini(layout, context.port("postgres"))
+        record = context.state.processes.get("mlflow")
+        if not context.alive("mlflow"):
+            check_free("mlflow", port)
+            env = context.env | mlflow.server_env(layout, admin, context.keys["mlflow_flask"])
+            command = mlflow.command(port, context.port("postgres"), layout, options.mlflow_workers)
+            record = _start(context, "mlflow", command, layout.mlflow, env)
+            said.append("started")
+        else:
+            said.append("already running")
+        wait_until(
+            lambda: mlflow.is_healthy(port),
+            what="MLflow", timeout=options.timeout_s, log=str(layout.log("mlflow")), watch=[record],
+        )  # fmt: skip
+        _mlflow_accounts(context)
+        said.append(f"on {mlflow.url(port)}")
+
+
+def _mlflow_accounts(context: Context) -> None:
+    """The pipeline and reader accounts, granted on the project's model (once per model)."""
+    register = context.params.register_
+    wanted = f"{register.model_name}|{register.experiment}"
+    if context.state.marks.get("mlflow_accounts") == wanted:
+        return
+    log = context.layout.log("mlflow-accounts")
+    port = context.port("mlflow")
+    mlflow.ensure_accounts(
+        port, context.accounts, register.model_name, register.experiment, context.env, log
+    )
+    context.state.marks["mlflow_accounts"] = wanted
+    context.save()
+
+
+def airflow_env(context: Context) -> dict[str, str]:
+    """The Airflow processes' environment, which their task processes inherit: the stack's
+    MLflow (the pipeline account) and BentoML store."""
+    pipeline = context.accounts["mlflow-pipeline"]
+    client = mlflow_client_env(mlflow.url(context.port("mlflow")), *pipeline.__dict__.values())
+    extra = {"BENTOML_HOME": str(context.layout.bentoml_home)}
+    return context.env | airflow.process_env(context.layout) | client | extra
+
+
+def _airflow_up(context: Context, reporter: Reporter) -> None:
+    layout, options, port = context.layout, context.options, context.port("airflow")
+    with reporter.step("airflow", "starting Airflow") as said:
+        airflow.write_config(
+            layout, port, context.port("postgres"), options.dags_folder, context.keys,
+            context.accounts["airflow"],
+        )  # fmt: skip
+        env = airflow_env(context)
+        missing = [c for c in airflow.COMPONENTS if not context.alive(f"airflow-{c}")]
+        if missing:
+            _airflow_migrate(context, env)
+        if "api-server" in missing:
+            check_free("airflow", port)
+        for component in missing:
+            _start(
+                context,
+                f"airflow-{component}",
+                airflow.command(component),
+                layout.airflow_home,
+                env,
+            )
+        said.append(f"started {', '.join(missing)}" if missing else "already running")
+        wait_until(
+            lambda: airflow.is_healthy(port), what="Airflow", timeout=options.timeout_s,
+            log=str(layout.logs / "airflow-*.log"), watch=_airflow_records(context),
+        )  # fmt: skip
+        said.append(_dag_ready(context))
+        said.append(f"on {airflow.url(port)}")
+
+
+def _airflow_records(context: Context) -> list[ProcessRecord | None]:
+    return [context.state.processes.get(f"airflow-{c}") for c in airflow.COMPONENTS]
+
+
+def _airflow_migrate(context: Context, env: dict[str, str]) -> None:
+    from importlib.metadata import version
+
+    wanted = f"airflow {version('apache-airflow')} on port {context.port('postgres')}"
+    if context.state.marks.get("airflow_db") == wanted:
+        return
+    airflow.migrate(env, context.layout.log("airflow-migrate"), context.layout.airflow_home)
+    context.state.marks["airflow_db"] = wanted
+    context.save()
+
+
+def _dag_ready(context: Context) -> str:
+    """Wait until the DAG is parsed; unpause it unless asked not to."""
+    account = context.accounts["airflow"]
+    client = AirflowClient(airflow.url(context.port("airflow")), account.username, account.password)
+    dag = client.wait_for_dag(DAG_ID, context.options.timeout_s)
+    if context.options.unpause and dag.get("is_paused"):
+        client.set_paused(DAG_ID, False)
+        return f"{DAG_ID} unpaused (Airflow runs its latest weekly slot now: catchup=False),"
+    return f"{DAG_ID} {'paused' if dag.get('is_paused') else 'active'},"
+
+
+def _service_up(context: Context, reporter: Reporter) -> None:
+    """Serve ``@champion``: start the service once there is one, restart it on a new one."""
+    layout, port = context.layout, context.port("service")
+    with reporter.step("service", "starting the retrieval service") as said:
+        reader = context.accounts["mlflow-reader"]
+        model = context.params.register_.model_name
+        champion = mlflow.champion_version(context.port("mlflow"), reader, model)
+        serving = context.state.marks.get("service_version")
+        running = context.alive("service")
+        if running and champion is not None and champion != serving:
+            processes.stop(context.state.processes.pop("service"))
+            context.save()
+            said.append(f"v{serving} stopped (@champion is now v{champion}),")
+            running = False
+        if running:
+            said.append(f"already running, serving v{serving}")
+        elif champion is None:
+            context.state.service_note = NO_CHAMPION
+            context.save()
+            said.append(NO_CHAMPION)
+            return
+        else:
+            _deploy_and_serve(context, champion)
+            said.append(f"started, serving @champion v{champion}")
+        wait_until(
+            lambda: service.is_ready(port), what="the service", timeout=context.options.timeout_s,
+            log=str(layout.log("service")), watch=[context.state.processes["service"]],
+        )  # fmt: skip
+        said.append(f"on {service.url(port)}")
+
+
+def _deploy_and_serve(context: Context, champion: str) -> None:
+    layout, options = context.layout, context.options
+    index_root = (options.project / context.params.index.out_dir).resolve()
+    reader = context.accounts["mlflow-reader"]
+    client = mlflow_client_env(mlflow.url(context.port("mlflow")), *reader.__dict__.values())
+    env = context.env | client | {"BENTOML_HOME": str(layout.bentoml_home)}
+    if service.indexed_version(index_root) != champion:
+        service.deploy(options.project, options.params_file, env, layout.log("deploy"))
+    check_free("service", context.port("service"))
+    command, cwd = service.command(context.port("service"))
+    serve_env = service.serve_env(context.env, layout, options.params_file, index_root)
+    _start(context, "service", command, cwd, serve_env)
+    context.state.service_note = f"serving @champion v{champion}"
+    context.state.marks["service_version"] = champion
+    context.save()
+
+
+def down(layout: Layout, reporter: Reporter) -> list[str]:
+    """Stop every process of the stack, then PostgreSQL; returns what was stopped."""
+    if not layout.state_file.is_file():
+        return []
+    with FileLock(str(layout.lock_file)):
+        state = load_state(layout.state_file)
+        stopped = [name for name in STOP_ORDER if _stop_one(layout, state, name, reporter)]
+        if _stop_postgres(layout, state, reporter):
+            stopped.append("postgres")
+        return stopped
+
+
+def _stop_one(layout: Layout, state: State, name: str, reporter: Reporter) -> bool:
+    record = state.processes.get(name)
+    if record is None:
+        return False
+    with reporter.step(name, "stopping") as said:
+        left = processes.stop(record)
+        if left:
+            raise StackError(f"{name}: processes {left} survived SIGKILL")
+        del state.processes[name]
+        save_state(layout.state_file, state)
+        said.append("stopped")
+    return True
+
+
+def _stop_postgres(layout: Layout, state: State, reporter: Reporter) -> bool:
+    if postgres.postmaster_pid(layout) is None:
+        return False
+    with reporter.step("postgres", "pg_ctl stop -m fast") as said:
+        bindir = postgres.choose_bindir(None, state.pg_bindir)
+        postgres.stop(layout, bindir, layout.log("postgres"))
+        said.append("stopped")
+    return True

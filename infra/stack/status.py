@@ -1,0 +1,121 @@
+"""``dove stack status``: each service's URL, whether it really answers, where its
+credentials are. Healthy means the stack's own process runs and its probe passes:
+``pg_isready``, MLflow's ``/health``, the API server's ``/api/v2/monitor/health``
+(database, scheduler, DAG processor) and the service's ``/readyz``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.stack import airflow, mlflow, postgres, processes, service
+from infra.stack.config import LOOPBACK, Layout, StackError
+from infra.stack.state import State, load_state
+
+
+def _pid(state: State, name: str) -> int | None:
+    record = state.processes.get(name)
+    return record.pid if processes.is_alive(record) else None
+
+
+def _credentials(layout: Layout, name: str) -> str:
+    return str(layout.credential(name))
+
+
+def _postgres(layout: Layout, state: State) -> dict[str, Any]:
+    port = state.ports.get("postgres")
+    pid = postgres.postmaster_pid(layout)
+    healthy = False
+    if port and pid:
+        try:
+            healthy = postgres.is_ready(postgres.choose_bindir(None, state.pg_bindir), port)
+        except StackError:
+            healthy = False
+    return {
+        "url": f"postgresql://{LOOPBACK}:{port}" if port else None,
+        "healthy": healthy,
+        "credentials": _credentials(layout, "postgres"),
+        "pid": pid,
+        "databases": {
+            db: _credentials(layout, f"db-{db}") for db in ("mlflow", "mlflow_auth", "airflow")
+        },
+    }
+
+
+def _mlflow(layout: Layout, state: State) -> dict[str, Any]:
+    port, pg_port = state.ports.get("mlflow"), state.ports.get("postgres")
+    pid = _pid(state, "mlflow")
+    return {
+        "url": mlflow.url(port) if port else None,
+        "healthy": bool(port and pid and mlflow.is_healthy(port)),
+        "credentials": _credentials(layout, "mlflow"),
+        "backend": mlflow.backend_uri(pg_port) if pg_port else None,
+        "artifacts": str(layout.artifacts),
+        "accounts": {k: _credentials(layout, f"mlflow-{k}") for k in ("pipeline", "reader")},
+        "pid": pid,
+    }
+
+
+def _airflow(layout: Layout, state: State) -> dict[str, Any]:
+    port = state.ports.get("airflow")
+    pids = {c: _pid(state, f"airflow-{c}") for c in airflow.COMPONENTS}
+    health = airflow.health(port) if port and all(pids.values()) else {}
+    healthy = all(
+        health.get(k) == "healthy" for k in ("metadatabase", "scheduler", "dag_processor")
+    )
+    return {
+        "url": airflow.url(port) if port else None,
+        "healthy": bool(health) and healthy,
+        "credentials": _credentials(layout, "airflow"),
+        "components": health,
+        "pids": pids,
+        "home": str(layout.airflow_home),
+    }
+
+
+def _service(state: State) -> dict[str, Any]:
+    port = state.ports.get("service")
+    pid = _pid(state, "service")
+    healthy = bool(port and pid and service.is_ready(port))
+    if pid or state.service_note.startswith("not deployed"):
+        note = state.service_note
+    else:
+        note = "not running (`dove stack up` starts it when the registry has a @champion)"
+    return {
+        "url": service.url(port) if port else None,
+        "healthy": healthy,
+        "deployed": pid is not None,
+        "note": note,
+        "pid": pid,
+    }
+
+
+def collect(layout: Layout) -> dict[str, Any]:
+    """One object with the keys postgres, mlflow, airflow, service (and where state is)."""
+    state = load_state(layout.state_file)
+    return {
+        "postgres": _postgres(layout, state),
+        "mlflow": _mlflow(layout, state),
+        "airflow": _airflow(layout, state),
+        "service": _service(state),
+        "state_dir": str(layout.root),
+        "logs": str(layout.logs),
+        "project": state.project or None,
+    }
+
+
+def table(found: dict[str, Any]) -> Any:
+    """The same as a rich table (credentials relative to the state folder)."""
+    from rich.table import Table
+
+    view = Table(title=f"dove stack: {found['state_dir']}")
+    view.add_column("service")
+    view.add_column("url", no_wrap=True)
+    view.add_column("healthy")
+    view.add_column("credentials / note", overflow="fold")
+    for name in ("postgres", "mlflow", "airflow", "service"):
+        part = found[name]
+        mark = "[green]yes[/]" if part["healthy"] else "[red]no[/]"
+        detail = part.get("credentials") or part.get("note") or ""
+        detail = detail.removeprefix(found["state_dir"] + "/")
+        view.add_row(name, part.get("url") or "-", mark, detail)
+    return view
