@@ -7,6 +7,12 @@ assignment: requests in flight finish on the old index, new ones see the new one
 old archive (FAISS indexes, memory maps) is freed when the last request holding it ends.
 A new version that fails to load or check is refused, remembered (not retried every poll;
 an I/O error is retried) and reported on ``/info``; the old one keeps serving.
+
+A version built by another model (a new champion: ``dove deploy`` imports it into the BentoML
+store and indexes with it, recording its tag in the index meta) brings that model along: the
+watcher loads it from the store beside the current one and swaps model and index together, so
+the service moves to a new champion without a restart. A service pinned to a model directory
+(``DOVE_MODEL_DIR``) never changes model: such an index is refused.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ class LoadedIndex:
     def version(self) -> str | None:
         return self.archive.version
 
+    @property
+    def encoder(self) -> Encoder:
+        return self.searcher.encoder
+
     @cached_property
     def _row_of_id(self) -> dict[str, int]:
         rows: dict[str, int] = {}
@@ -78,7 +88,7 @@ class ServiceRuntime:
         index_metrics: IndexMetrics | None = None,
     ) -> None:
         self.config = config
-        self.encoder = encoder
+        self._first_encoder = encoder  # until the first index is open
         self.metrics = metrics
         self.index_metrics = index_metrics
         self._base_info = base_info
@@ -88,6 +98,7 @@ class ServiceRuntime:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self._index = self.open_index(config.index_dir)
+        self._first_encoder = None
         serve = config.params.serve
         # (query, k) -> hits; concurrent requests share one encode / FAISS / re-rank batch,
         # run on the index current when the batch starts
@@ -103,6 +114,11 @@ class ServiceRuntime:
     def index(self) -> LoadedIndex:
         """The current index: read it once per request and use what you got."""
         return self._index
+
+    @property
+    def encoder(self) -> Encoder:
+        """The model of the current index (it changes with a new champion's index)."""
+        return self._first_encoder or self._index.encoder
 
     @property
     def info(self) -> ServiceInfo:
@@ -129,14 +145,16 @@ class ServiceRuntime:
 
     # ------------------------------------------------------------------ index swaps
     def open_index(self, folder: Path, version: str | None = None) -> LoadedIndex:
-        """Load and check an index folder (or a root's current version) for this model."""
+        """Load and check an index folder (or a root's current version) for this model, or
+        for the model its meta names when another model built it (see the module doc)."""
         archive = load_archive(folder, self.config.params.index)
         if version is not None:
             archive = replace(archive, version=version)
         check_archive(archive)
+        encoder, base_info = self._model_for(archive)
         serve = self.config.params.serve
-        searcher = Searcher(self.encoder, archive, serve.candidates_k, self.metrics)
-        info = self._base_info.model_copy(
+        searcher = Searcher(encoder, archive, serve.candidates_k, self.metrics)
+        info = base_info.model_copy(
             update={
                 "single_stage": searcher.single_stage,
                 "n_images": archive.n_images,
@@ -148,6 +166,20 @@ class ServiceRuntime:
             }
         )
         return LoadedIndex(archive, searcher, info)
+
+    def _model_for(self, archive: ArchiveIndex) -> tuple[Encoder, ServiceInfo]:
+        """The current model when it built ``archive``; else the model the index meta names
+        (a new champion), loaded from the BentoML store. A mismatch the store cannot resolve
+        is left to the searcher's check, which refuses the index."""
+        current = self.encoder
+        tag = (archive.meta.get("model") or {}).get("tag")
+        pinned = self.config.model_dir is not None
+        if archive.fingerprint == str(current.fingerprint) or pinned or not tag:
+            return current, self._base_info
+        with self._lock:  # one model load at a time (the watcher, a manual refresh)
+            encoder, labels = load_encoder(replace(self.config, model_tag=str(tag)))
+        logger.info("index %s: new model %s", archive.version, tag)
+        return encoder, base_info_of(self.config, encoder, labels)
 
     def refresh(self) -> str:
         """Look at the index pointer once; swap to a new version or refuse it. Returns what
@@ -176,13 +208,16 @@ class ServiceRuntime:
     def _swap(self, loaded: LoadedIndex) -> None:
         with self._lock:
             old, self._index = self._index, loaded
+            self._base_info = loaded.info
             self._pointer_refusal = None
         logger.info(
-            "index swapped: version %s (%d images) -> %s (%d images)",
+            "index swapped: version %s (%d images, model %s) -> %s (%d images, model %s)",
             old.version,
             old.archive.n_images,
+            old.info.model_version,
             loaded.version,
             loaded.archive.n_images,
+            loaded.info.model_version,
         )
         if self.index_metrics:
             self.index_metrics.outcome("swapped")
@@ -265,9 +300,15 @@ def load_runtime(
     Call ``start_watching`` on the result to pick up new index versions live."""
     set_op_threads(config.params.serve.op_threads)
     encoder, labels = load_encoder(config)
+    base_info = base_info_of(config, encoder, labels)
+    return ServiceRuntime(config, encoder, base_info, metrics, index_metrics)
+
+
+def base_info_of(config: ServingConfig, encoder: Encoder, labels: dict[str, str]) -> ServiceInfo:
+    """What /info says of a model (the index fields are filled in per index version)."""
     serve = config.params.serve
     tag = labels.get("tag", config.model_tag)
-    base_info = ServiceInfo(
+    return ServiceInfo(
         model_name=tag.split(":")[0],
         model_version=labels.get("model_version", tag.split(":")[-1]),
         alias=labels.get("alias", "none"),
@@ -282,7 +323,6 @@ def load_runtime(
         candidates_k=serve.candidates_k,
         max_k=serve.max_k,
     )
-    return ServiceRuntime(config, encoder, base_info, metrics, index_metrics)
 
 
 @lru_cache(maxsize=2048)
