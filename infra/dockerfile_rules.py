@@ -6,7 +6,8 @@
 - the final stage runs as a numeric, non-root user
 - no secret baked in: no ENV/ARG whose name looks like a credential carries a value, and
   no ``ADD`` from a URL
-- no build tool in the final stage: no compiler or uv copied or installed there
+- no build tool in the final stage: no compiler or uv copied or installed there (uv
+  bind-mounted from another stage for one ``RUN`` is used, not installed)
 - the OCI labels an operator needs to trace an image back to its commit
 
 Run: ``python -m infra.dockerfile_rules infra/docker/Dockerfile``.
@@ -152,8 +153,15 @@ def _final_stage_problems(final: Stage) -> list[str]:
             problems.append(f"{users[-1].line}: USER {user}: use a numeric non-root uid")
     for ins in final.instructions:
         copies_tool = ins.keyword == "COPY" and re.search(r"--from=\S*uv\b", ins.args)
-        installs_tool = ins.keyword == "RUN" and re.search(r"\binstall\b", ins.args)
-        if copies_tool or (installs_tool and BUILD_TOOLS.search(ins.args)):
+        # a tool bind-mounted from another stage for one step is not in the image
+        command = re.sub(r"--mount=\S+\s*", "", ins.args)
+        mounted = re.search(r"--mount=type=bind,from=\S+target=\S*/uv\b", ins.args)
+        installs_tool = (
+            ins.keyword == "RUN"
+            and re.search(r"\binstall\b", command)
+            and not (mounted and "apt-get" not in command)
+        )
+        if copies_tool or (installs_tool and BUILD_TOOLS.search(command)):
             problems.append(f"{ins.line}: build tool in the final stage: {ins.args[:60]}")
     labels = " ".join(ins.args for ins in final.instructions if ins.keyword == "LABEL")
     problems += [

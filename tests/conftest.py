@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -155,3 +156,40 @@ def running_mlflow_server(
 def start_mlflow_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
     """``with start_mlflow_server(home, args=..., env=...) as url:`` (see running_mlflow_server)."""
     return running_mlflow_server
+
+
+@pytest.fixture(scope="session")
+def container_engine():
+    """The installed container engine (`make test` installs podman); skip where none is."""
+    from dove_model.errors import ConfigError
+    from infra.images.engine import find_engine
+
+    try:
+        return find_engine()
+    except ConfigError as exc:
+        pytest.skip(str(exc))
+
+
+def _build_images(*args: str, env: Mapping[str, str] | None = None) -> str:
+    """``dove images build ARGS`` in the checkout, one build at a time across test workers
+    (one engine store; the second build of the same image is the engine's cache)."""
+    from filelock import FileLock
+
+    with FileLock(Path(tempfile.gettempdir()) / "dove-images-build.lock"):
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("dove")), "images", "build", *args],
+            cwd=REPO_ROOT,
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            timeout=2400,
+            check=False,
+        )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="session")
+def build_images() -> Callable[..., str]:
+    """``build_images("pipeline")``: run `dove images build` (see _build_images)."""
+    return _build_images

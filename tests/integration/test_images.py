@@ -13,7 +13,6 @@ import io
 import json
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,6 @@ import pytest
 from PIL import Image
 
 from dove_model.config import load_params
-from dove_model.errors import ConfigError
 from dove_model.serving.launch import free_port, serving_env
 from dove_model.testing.bad_input import BAD_QUERIES, BAD_UPLOADS, HOSTILE, error_text
 from dove_model.testing.deployment import DemoDeployment, deploy_synthetic
@@ -30,7 +28,6 @@ from dove_model.testing.deployment import DemoDeployment, deploy_synthetic
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DOVE = str(Path(sys.executable).with_name("dove"))
 SERVING_TAG = "localhost/dove-ops/dove-retrieval:test"
 API_KEY = "container-key-1"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -38,39 +35,16 @@ SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_?KEY|ACCESS_KEY", re.I)
 
 
 @pytest.fixture(scope="module")
-def engine():
-    from infra.images.engine import find_engine
-
-    try:
-        return find_engine()
-    except ConfigError as exc:
-        pytest.skip(str(exc))
-
-
-def dove_images_build(*args: str, env: dict[str, str] | None = None) -> str:
-    """``dove images build ARGS`` (serialized across test workers: one engine store)."""
-    from filelock import FileLock
-
-    with FileLock(Path("/tmp") / "dove-images-build.lock"):
-        done = subprocess.run(
-            [DOVE, "images", "build", *args],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout + done.stderr
-
-
-@pytest.fixture(scope="module")
-def pipeline_image(engine) -> str:
-    out = dove_images_build("pipeline")
+def pipeline_image(container_engine, build_images) -> str:
+    out = build_images("pipeline")
     for step in ("debian", "python", "base", "pipeline"):
         assert re.search(rf"^{step}\s", out, re.M), out
     return load_params(REPO_ROOT / "params.yaml").pipeline.image
+
+
+@pytest.fixture(scope="module")
+def engine(container_engine):
+    return container_engine
 
 
 def _labels(engine, tag: str) -> dict[str, str]:
@@ -117,11 +91,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> DemoDeployment:
 
 
 @pytest.fixture(scope="module")
-def serving_image(engine, deployment: DemoDeployment) -> str:
+def serving_image(engine, build_images, deployment: DemoDeployment) -> str:
     env = serving_env(bentoml_home=deployment.bentoml_home)
     for name in ("DOVE_MODEL_DIR", "DOVE_MODEL_TAG", "DOVE_API_KEY", "DOVE_PARAMS"):
         env.pop(name, None)
-    out = dove_images_build("serving", "--serving-tag", SERVING_TAG, env=env)
+    out = build_images("serving", "--serving-tag", SERVING_TAG, env=env)
     assert re.search(r"^serving\s", out, re.M), out
     return SERVING_TAG
 
