@@ -92,8 +92,6 @@ def write_config(
     admin: Account,
 ) -> None:
     """airflow.cfg and the simple auth manager's passwords file, both mode 0600."""
-    if not dags_folder.is_dir():
-        raise StackError(f"DAGs folder {dags_folder} not found: pass --dags-folder")
     home = layout.airflow_home
     home.mkdir(parents=True, exist_ok=True)
     cfg = configparser.ConfigParser(interpolation=None)

@@ -44,7 +44,9 @@ def find_bindir(explicit: Path | None = None) -> Path:
     """The folder holding initdb, pg_ctl, postgres and pg_isready."""
     if explicit is not None:
         if not _has_binaries(explicit):
-            raise StackError(f"{explicit}: no PostgreSQL server binaries there ({MISSING})")
+            raise StackError(
+                f"{explicit}: no PostgreSQL server binaries there ({', '.join(BINARIES)})"
+            )
         return explicit
     debian = sorted(
         Path("/usr/lib/postgresql").glob("*/bin"),

@@ -71,6 +71,8 @@ def _context(options: StackOptions) -> Context:
     layout = options.layout
     state = load_state(layout.state_file)
     params = load_params(options.params_file)
+    if not options.dags_folder.is_dir():
+        raise StackError(f"DAGs folder {options.dags_folder} not found: pass --dags-folder")
     bindir = postgres.choose_bindir(options.pg_bindir, state.pg_bindir)
     postgres.server_owner()
     state.project, state.params_file = str(options.project), str(options.params_file)

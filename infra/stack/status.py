@@ -76,8 +76,10 @@ def _service(state: State) -> dict[str, Any]:
     port = state.ports.get("service")
     pid = _pid(state, "service")
     healthy = bool(port and pid and service.is_ready(port))
-    if pid or state.service_note.startswith("not deployed"):
+    if pid:
         note = state.service_note
+    elif state.service_note.startswith("not deployed"):
+        note = "not deployed: no @champion yet (`dove stack trigger`, then `dove stack up`)"
     else:
         note = "not running (`dove stack up` starts it when the registry has a @champion)"
     return {

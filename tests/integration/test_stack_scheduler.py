@@ -11,8 +11,9 @@ event) retrains this project too. Unpausing the DAG starts its latest weekly slo
    `logical_date: null`, conf project_root/params_file) ends in success with v1 registered
    and promoted; `dove stack up` then starts the service, which answers a text search;
 2. a data change (`dove data version` after the synthetic set grows to 52 images) and
-   `POST /api/v2/assets/events` on the DAG's asset make the scheduler run it again: v2 is
-   registered for the new data version, and `dove stack up` serves the new champion.
+   `dove stack trigger --asset-event` (`POST /api/v2/assets/events` on the DAG's asset) make
+   the scheduler run it again: v2 is registered for the new data version, and
+   `dove stack up` restarts the service on the new champion.
 """
 
 from __future__ import annotations
@@ -160,17 +161,25 @@ def test_a_data_change_and_an_asset_event_make_the_scheduler_retrain(
     orchestrators.commit_all(project, "52 images")
     assert data_md5(project) != before
 
-    known = client.run_ids(DAG_ID)
-    event = client.asset_event(extra={"data_version": data_md5(project)})
-    assert event
-    run_id = client.wait_for_new_run(DAG_ID, known, timeout=300)
+    # `dove stack trigger --asset-event`: POST /api/v2/assets/events, then the new run
+    done = cli.run("trigger", "--asset-event", "--wait", "--timeout", str(RUN_TIMEOUT))
+    assert done.returncode == 0, done.stderr
+    triggered = json.loads(done.stdout)
+    run_id = triggered["dag_run_id"]
+    assert triggered["state"] == "success", triggered
     assert client.run(DAG_ID, run_id)["run_type"] == "asset_triggered"
     assert_run_succeeded(client, run_id, stack["status"])
+    events = client.request("GET", "assets/events")["asset_events"]
+    assert [e["name"] for e in events] == ["dove-data-version"]
+    assert [r["run_id"] for r in events[0]["created_dagruns"]] == [run_id]
     result = xcom(client, run_id, "run_pipeline")
     assert result["data_version"] == data_md5(project) and result["model_version"] == "2"
 
-    out = cli.check("up")
-    version = champion(cli.status())
-    assert f"serving @champion v{version['version']}" in out
-    assert cli.status()["service"]["healthy"] is True
-    assert len(search(cli.status()["service"]["url"])) == 5
+    assert champion(cli.status())["version"] == "2"  # the smoke gates pass: promoted
+    out = cli.check("up")  # the service still serves v1: up restarts it on v2
+    assert "v1 stopped (@champion is now v2)" in out and "serving @champion v2" in out
+    served = cli.status()["service"]
+    assert served["healthy"] is True
+    info = httpx.post(f"{served['url']}/info", json={}, timeout=30).json()
+    assert (info["model_version"], info["n_images"]) == ("2", 52)
+    assert len(search(served["url"])) == 5
