@@ -28,6 +28,7 @@ import httpx
 from infra.stack.config import LOOPBACK, Layout, StackError
 from infra.stack.credentials import Account, write_private
 from infra.stack.environment import venv_bin
+from infra.stack.processes import open_log
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
@@ -110,7 +111,7 @@ def process_env(layout: Layout) -> dict[str, str]:
 
 def migrate(env: dict[str, str], log: Path, cwd: Path) -> None:
     """``airflow db migrate`` (idempotent)."""
-    with log.open("ab") as out:
+    with open_log(log) as out:
         done = subprocess.run(
             [str(venv_bin() / "airflow"), "db", "migrate"],
             cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=900, check=False,

@@ -20,6 +20,7 @@ import httpx
 from infra.stack.config import LOOPBACK, Layout, StackError
 from infra.stack.credentials import Account, write_private
 from infra.stack.environment import venv_bin
+from infra.stack.processes import open_log
 
 
 def db_uri(port: int, database: str) -> str:
@@ -107,7 +108,7 @@ def ensure_accounts(
         "DOVE_WAIT_SECONDS": "60",
     }
     script = [sys.executable, "-m", "infra.k8s.base.mlflow.create_users"]
-    with log.open("ab") as out:
+    with open_log(log) as out:
         done = subprocess.run(
             script, env=job_env, stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False
         )

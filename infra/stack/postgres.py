@@ -19,6 +19,7 @@ from pathlib import Path
 
 from infra.stack.config import DATABASES, LOOPBACK, Layout, StackError
 from infra.stack.credentials import Account
+from infra.stack.processes import open_log
 
 SERVER_USER = "postgres"  # the Debian package's system user, used when we are root
 BINARIES = ("initdb", "pg_ctl", "postgres", "pg_isready")
@@ -114,7 +115,7 @@ def check_reachable(layout: Layout) -> None:
 
 
 def _run(command: Sequence[str], what: str, log: Path, cwd: Path) -> None:
-    with log.open("ab") as out:
+    with open_log(log) as out:
         done = subprocess.run(
             _as_owner(command), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False
         )
@@ -124,8 +125,7 @@ def _run(command: Sequence[str], what: str, log: Path, cwd: Path) -> None:
 
 def prepare_log(log: Path) -> None:
     """The server writes its log itself, as its own user."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.touch(exist_ok=True)
+    open_log(log).close()
     _give(log, 0o600)
 
 

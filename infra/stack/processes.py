@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from infra.stack.state import ProcessRecord
 
@@ -62,12 +63,18 @@ def session_members(record: ProcessRecord) -> list[int]:
     return sorted(found)
 
 
+def open_log(path: Path) -> BinaryIO:
+    """A log file for appending, created with mode 0600 (a log may name a secret)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "ab")
+
+
 def spawn(
     name: str, command: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str]
 ) -> ProcessRecord:
     """Start ``command`` in a new session, output appended to ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
+    with open_log(log) as out:
         out.write(f"\n=== {time.strftime('%F %T')} dove stack: start {name}\n".encode())
         out.flush()
         process = subprocess.Popen(

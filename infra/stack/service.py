@@ -15,6 +15,7 @@ import httpx
 
 from infra.stack.config import LOOPBACK, Layout, StackError
 from infra.stack.environment import venv_bin
+from infra.stack.processes import open_log
 
 
 def url(port: int) -> str:
@@ -38,7 +39,7 @@ def indexed_version(index_root: Path) -> str | None:
 
 def deploy(project: Path, params_file: Path, env: dict[str, str], log: Path) -> None:
     """``dove deploy``: import ``@champion`` into the store and index the archive."""
-    with log.open("ab") as out:
+    with open_log(log) as out:
         done = subprocess.run(
             [str(venv_bin() / "dove"), "deploy", "--params", str(params_file)],
             cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=3600,
