@@ -188,11 +188,12 @@ def check_version(layout: Layout, bindir: Path) -> None:
 
 
 def postmaster_pid(layout: Layout) -> int | None:
-    """The server's pid from ``postmaster.pid``, when that process runs."""
+    """The server's pid from ``postmaster.pid``, when that process runs this cluster (after a
+    reboot the file is stale and the pid may belong to another program)."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         pid = int((layout.pgdata / "postmaster.pid").read_text().splitlines()[0])
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        if comm in ("postgres", "postmaster"):
+        arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if str(layout.pgdata).encode() in arguments:
             return pid
     return None
 

@@ -132,9 +132,10 @@ def test_a_run_triggered_through_the_rest_api_trains_registers_and_is_served(
     run_id = client.trigger(DAG_ID, conf)
     assert client.run(DAG_ID, run_id)["run_type"] == "manual"
     assert_run_succeeded(client, run_id, status)
-    # unpausing started the latest weekly slot first (max_active_runs=1): it trained v1
+    # unpausing started the latest weekly slot first (max_active_runs=1) and trained v1,
+    # unless the clock is before the DAG's start date
     scheduled = client.runs(DAG_ID, run_type="scheduled")
-    assert [r["state"] for r in scheduled] == ["success"]
+    assert len(scheduled) <= 1 and all(r["state"] == "success" for r in scheduled)
     result = xcom(client, run_id, "run_pipeline")
     assert result == {"data_version": data_md5(project), "model_version": "1", "gate": "passed"}
     version = champion(status)
