@@ -27,6 +27,8 @@ from infra.stack.state import ProcessRecord, State, load_state, save_state
 # stopped in this order (the scheduler first: it starts no task while the rest stops)
 STOP_ORDER = ("service", "airflow-scheduler", "airflow-dag-processor", "airflow-api-server")
 STOP_ORDER += ("mlflow",)
+OWN_ENTRIES = {"state.json", ".lock", "credentials", "logs", "postgres", "mlflow", "airflow"}
+OWN_ENTRIES |= {"bentoml"}
 NO_CHAMPION = (
     "not deployed: the registry has no @champion yet. Trigger a retraining "
     "(`dove stack trigger`), then run `dove stack up` again"
@@ -58,9 +60,15 @@ class Context:
 
 
 def prepare_dirs(layout: Layout) -> None:
-    """The state folder (searchable by PostgreSQL's user when we are root, else private)."""
+    """The state folder (searchable by PostgreSQL's user when we are root, else private). An
+    existing folder must be a stack's or empty: its mode is changed."""
+    root = layout.root
+    entries = [p.name for p in root.iterdir()] if root.is_dir() else []
+    foreign = [n for n in entries if n not in OWN_ENTRIES and not n.startswith(".state.json.")]
+    if foreign:
+        raise StackError(f"{root} holds other files ({foreign[0]}, ...): pass a new --state-dir")
     mode = 0o711 if postgres.as_root() else 0o700
-    for folder in (layout.root, layout.logs, layout.postgres):
+    for folder in (root, layout.logs, layout.postgres):
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, mode)
 
