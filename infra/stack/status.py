@@ -106,18 +106,18 @@ def collect(layout: Layout) -> dict[str, Any]:
 
 
 def table(found: dict[str, Any]) -> Any:
-    """The same as a rich table (credentials relative to the state folder)."""
+    """The same as a rich table (credentials: the file's name in <state>/credentials)."""
     from rich.table import Table
 
     view = Table(title=f"dove stack: {found['state_dir']}")
     view.add_column("service")
     view.add_column("url", no_wrap=True)
     view.add_column("healthy")
-    view.add_column("credentials / note", overflow="fold")
+    view.add_column("credentials file / note", overflow="fold")
     for name in ("postgres", "mlflow", "airflow", "service"):
         part = found[name]
         mark = "[green]yes[/]" if part["healthy"] else "[red]no[/]"
         detail = part.get("credentials") or part.get("note") or ""
-        detail = detail.removeprefix(found["state_dir"] + "/")
+        detail = detail.removeprefix(found["state_dir"] + "/credentials/")
         view.add_row(name, part.get("url") or "-", mark, detail)
     return view
