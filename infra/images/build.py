@@ -176,8 +176,15 @@ def build_serving(engine: Engine, settings: ImageSettings, report: Report) -> No
             sys.executable, "-m", "bentoml", "containerize", bento,
             "--backend", engine.name, "--image-tag", settings.serving_tag,
         ]  # fmt: skip
+        # BentoML 1.4 resolves the Bento's dockerfile_template (copied into a temporary build
+        # context) and refuses it unless the working directory is above it
         done = subprocess.run(
-            command, env=engine.environ(), capture_output=True, text=True, check=False
+            command,
+            cwd=tempfile.gettempdir(),
+            env=engine.environ(),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise ConfigError(
@@ -200,3 +207,5 @@ def build_images(
         build_pipeline(engine, settings, report)
     if "serving" in wanted:
         build_serving(engine, settings, report)
+    if engine.can_run:  # the images a tag moved away from: GBs each, no longer cache for anything
+        engine.run("image", "prune", "--force", check=False)

@@ -64,6 +64,27 @@ def test_the_pipeline_image_runs_the_cli_as_non_root(engine, pipeline_image: str
     assert version.startswith("2.13.0"), version
 
 
+def test_the_pipeline_image_holds_this_checkouts_code(engine, pipeline_image: str) -> None:
+    """Every module of the library, the components and infra is the checkout's (a stale layer
+    or a cached wheel would ship old code)."""
+    import hashlib
+
+    files = sorted(
+        p.relative_to(REPO_ROOT).as_posix()
+        for package in ("dove_model", "components", "infra")
+        for p in (REPO_ROOT / package).rglob("*.py")
+        if "__pycache__" not in p.parts
+    )
+    site = "/opt/venv/lib/python3.11/site-packages"
+    script = f"cd {site} && sha256sum " + " ".join(files)
+    done = engine.run("run", "--rm", pipeline_image, "sh", "-c", script)
+    in_image = {
+        name: digest for digest, name in (line.split() for line in done.stdout.splitlines())
+    }
+    local = {name: hashlib.sha256((REPO_ROOT / name).read_bytes()).hexdigest() for name in files}
+    assert in_image == local
+
+
 def test_the_pipeline_image_is_labelled_and_carries_no_secret(engine, pipeline_image: str) -> None:
     labels = _labels(engine, pipeline_image)
     head = subprocess.run(
