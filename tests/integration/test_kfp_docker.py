@@ -42,9 +42,7 @@ def run_pipeline(root: Path, runner: str) -> tuple[Params, subprocess.CompletedP
 def comparable(state: dict) -> dict:
     return state | {
         "versions": {
-            version: {
-                k: v for k, v in tags.items() if not any(part in k for part in RUN_SPECIFIC)
-            }
+            version: {k: v for k, v in tags.items() if not any(part in k for part in RUN_SPECIFIC)}
             for version, tags in state["versions"].items()
         }
     }
