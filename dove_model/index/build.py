@@ -67,10 +67,11 @@ def _dataset_source(dataset_dir: Path, splits: Sequence[str] | None) -> ArchiveS
         }
     )
     row_of = {image_id: i for i, image_id in enumerate(images["image_id"])}
+    captioned = frame[frame["caption"].notna()]  # an image may have no caption (archive chips)
     captions = pd.DataFrame(
         {
-            "caption": frame["caption"].astype(str).to_numpy(),
-            "image_row": np.array([row_of[str(i)] for i in frame["image_id"]], dtype=np.int64),
+            "caption": captioned["caption"].astype(str).to_numpy(),
+            "image_row": np.array([row_of[str(i)] for i in captioned["image_id"]], dtype=np.int64),
         }
     )
     return ArchiveSource(root=dataset_dir, images=images, captions=captions, kind="dataset")

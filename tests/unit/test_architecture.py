@@ -27,6 +27,7 @@ RANKS = {
     "config": 1,
     "model": 2,
     "data": 3,
+    "geo": 3.5,  # scenes -> georeferenced chips (a dataset in data's layout)
     "quality": 4,
     "inference": 5,
     "dual_inference": 5.5,  # the dual family behind inference's API
