@@ -5,7 +5,9 @@ local runner on ``components.pipeline``) -> read the register stage's verdict fr
 -> promote (only when it passed) -> roll the service. The DAG applies no gate itself: a version
 that failed its gates is registered as challenger by the pipeline and is not promoted; the
 roll-out still runs, and with the champion unchanged it updates the service's index
-incrementally (only the new data's images are encoded); a new champion gets a full rebuild.
+incrementally (only the new data's images are encoded); a new champion gets a full rebuild,
+which the running service swaps in live (model and index together). A run on an unchanged
+data version registers nothing and writes no index version.
 Parsing this file imports only the Airflow SDK: the work lives in
 ``dove_model.pipeline.retraining`` and is imported inside the tasks. Every task is idempotent
 (the registry records what was done for a data version), so retries are safe.
@@ -32,11 +34,14 @@ PROJECT_ROOT = str(Path(__file__).resolve().parents[1])
 # emit an event on this asset when the dataset changes.
 DATA_ASSET = Asset(name="dove-data-version", uri="file:///dove-ops/data.dvc")
 
+# Retries: 2, the first 1 to 2 minutes after the failure, the second 2 to 4 minutes (Airflow
+# adds a per-try jitter). Airflow 3 reads retry_exponential_backoff as the multiplier: True
+# would be 1, a constant delay.
 DEFAULT_ARGS = {
     "owner": "dove-ops",
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
+    "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=30),
 }
 
@@ -102,13 +107,16 @@ def dove_retraining() -> None:
 
     @task(trigger_rule="none_failed_min_one_success")
     def roll_service() -> dict:
-        """Incremental index update (champion unchanged) or full rebuild (new champion); the
-        XCom's ``path`` says which ran."""
+        """Nothing (the index is already the champion's on this data), an incremental index
+        update (champion unchanged) or a full rebuild (new champion); the XCom's ``path``
+        says which ran."""
         from dove_model.pipeline.retraining import roll_service
 
         root, params_file, _ = _settings()
         rolled = roll_service(root, params_file)
-        if rolled["path"] == "incremental":
+        if rolled["path"] == "unchanged":
+            print(f"unchanged: index {rolled['index_version']} of v{rolled['model_version']}")
+        elif rolled["path"] == "incremental":
             print(f"incremental: +{rolled['added']} -{rolled['removed']} images")
         else:
             print(f"full rebuild: new champion v{rolled['model_version']}")

@@ -19,6 +19,8 @@ from dove_model.registry.gates import GateVerdict
 from dove_model.registry.register import GATE_TAG, RUN_KEY_TAG
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from dove_model.pipeline.run import PipelineBuilder
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,16 @@ def _params(project_root: str, params_file: str) -> tuple[Params, Path]:
 
 
 def detect_data_version(project_root: str, params_file: str = "params.yaml") -> str:
+    """The data version this run retrains on. Where DVC tracks the data, ``data.dvc`` must
+    be readable: one caught mid-rewrite (truncated) or left with merge-conflict markers is a
+    DataFormatError, so the task fails and Airflow retries it, instead of the run training
+    under the params' hash (``pipeline_data_version``'s fallback for projects without DVC)."""
+    from dove_model.data.versioning import DATA_TARGET, data_version
     from dove_model.pipeline.run import pipeline_data_version
 
     params, root = _params(project_root, params_file)
+    if (root / f"{DATA_TARGET}.dvc").exists():
+        return data_version(root)
     return pipeline_data_version(params, root)
 
 
@@ -117,11 +126,33 @@ def run_pipeline(
 
 
 def promote_if_gated(project_root: str, params_file: str, model_version: str) -> list[str]:
-    """Make the version champion (a no-op when it already is); refuses a failed gate."""
+    """Make the version champion (a no-op when it already is); refuses a failed gate. A
+    version that was champion once and has been replaced since (by a newer champion, or by
+    ``dove rollback``) is left alone: a run on an old data version (a retry, a re-trigger)
+    never undoes a rollback or a later promotion."""
     from dove_model.registry import promote
 
     params, root = _params(project_root, params_file)
+    if _replaced_champion(params, root, model_version):
+        log.info("v%s was champion and has been replaced since: not promoted again", model_version)
+        return []
     return [str(change) for change in promote(params, model_version, root=root)]
+
+
+def _replaced_champion(params: Params, root: Path, model_version: str) -> bool:
+    """Whether ``model_version`` became champion once (tag ``promoted_over``) and is not now."""
+    from mlflow import MlflowClient
+
+    from dove_model.registry import aliases
+    from dove_model.registry.tracking import configure
+
+    uri = configure(params.register_, root)
+    client = MlflowClient(uri, uri)
+    name = params.register_.model_name
+    version = aliases.require_version(client, name, model_version)
+    champion = aliases.version_by_alias(client, name, aliases.CHAMPION)
+    was_champion = aliases.PROMOTED_OVER_TAG in version.tags
+    return was_champion and (champion is None or str(champion.version) != str(model_version))
 
 
 def _prepared_dataset(params: Params) -> Path:
@@ -162,17 +193,66 @@ def _incremental(params: Params, root: Path, dataset: Path) -> dict[str, str] | 
     }
 
 
+def _same_rows(indexed: pd.DataFrame, wanted: pd.DataFrame, columns: list[str]) -> bool:
+    if len(indexed) != len(wanted) or not set(columns) <= set(indexed.columns):
+        return False
+    return all(indexed[c].astype(str).tolist() == wanted[c].astype(str).tolist() for c in columns)
+
+
+def _unchanged(params: Params, root: Path, dataset: Path) -> dict[str, str] | None:
+    """The served index when it is already the roll-out's result (built by the champion from
+    exactly this dataset: the same images by content, the same captions), else None. A
+    re-run on an unchanged data version then writes no new index version."""
+    import pandas as pd
+
+    from dove_model.index.archive import read_meta
+    from dove_model.index.build import resolve_source, with_content_hashes
+    from dove_model.index.versions import current_index_dir
+    from dove_model.registry import alias_state
+
+    try:
+        folder, version = current_index_dir(Path(params.index.out_dir))
+        meta = read_meta(folder)
+        images = pd.read_parquet(folder / "images.parquet")
+        captions = pd.read_parquet(folder / "captions.parquet")
+    except (DoveError, OSError):
+        return None  # no index yet, or an unreadable one: the roll-out (re)builds it
+    champion = alias_state(params, root=root)["champion"]
+    model_version = str((meta.get("model") or {}).get("model_version"))
+    source = resolve_source(dataset, params.index.splits)
+    if champion != model_version or meta.get("images_root") != str(source.root):
+        return None
+    source = with_content_hashes(source)
+    if not _same_rows(images, source.images, ["image_id", "path", "sha256"]):
+        return None
+    if not _same_rows(captions, source.captions, ["caption", "image_row"]):
+        return None
+    return {
+        "path": "unchanged",
+        "model_version": model_version,
+        "index_dir": str(Path(params.index.out_dir).resolve()),
+        "index_version": str(version),
+        "n_images": str(len(images)),
+    }
+
+
 def roll_service(project_root: str, params_file: str) -> dict[str, str]:
-    """Bring the service up to date with the champion and the current data. The champion
-    that built the service's index (unchanged: the gate kept it, or only the data changed):
+    """Bring the service up to date with the champion and the current data. The index
+    already built by the champion from this data: nothing to do (``unchanged``). The
+    champion that built the service's index (the gate kept it, or only the data changed):
     encode just the new images (``dove index add``). A new champion (or no index yet): import
-    it into the BentoML store and rebuild the index (the service serves it on its next
-    restart or index poll). Returns which path ran (``path``: incremental | full)."""
+    it into the BentoML store and rebuild the index (a running service swaps model and index
+    together on its next index poll). Returns which path ran (``path``: unchanged |
+    incremental | full)."""
     from dove_model.serving.deploy import deploy
 
     params, root = _params(project_root, params_file)
     with contextlib.chdir(root):  # params hold paths relative to the project
         dataset = _prepared_dataset(params)
+        current = _unchanged(params, root, dataset)
+        if current is not None:
+            log.info("index version %s is up to date: nothing to roll", current["index_version"])
+            return current
         updated = _incremental(params, root, dataset)
         if updated is not None:
             return updated

@@ -32,7 +32,8 @@ print(json.dumps({
     "dags": sorted(bag.dags),
     "tasks": sorted(t.task_id for t in dag.tasks),
     "retries": sorted({t.retries for t in dag.tasks}),
-    "backoff": all(t.retry_exponential_backoff for t in dag.tasks),
+    "backoff": sorted({float(t.retry_exponential_backoff) for t in dag.tasks}),
+    "delay": sorted({t.retry_delay.total_seconds() for t in dag.tasks}),
     "schedule": type(dag.timetable).__name__,
     "timetable": repr(dag.timetable),
 }))
@@ -63,7 +64,8 @@ def test_dag_folder_imports_without_errors(tmp_path: Path) -> None:
         "roll_service",
         "run_pipeline",
     ]
-    assert report["retries"] == [2] and report["backoff"]
+    # Airflow 3 reads the backoff as a multiplier (True would be 1: a constant delay)
+    assert report["retries"] == [2] and report["backoff"] == [2.0] and report["delay"] == [60.0]
     assert report["schedule"] == "AssetOrTimeSchedule"
     assert "dove-data-version" in report["timetable"] and "0 3 * * 1" in report["timetable"]
 
@@ -172,3 +174,72 @@ def test_a_data_update_that_keeps_the_champion_updates_the_index_incrementally(
     archive = load_archive(project / params.index.out_dir, params.index)
     assert archive.n_images == 52
     assert archive.meta["incremental"]["added"] == 4
+
+
+def test_rolling_out_again_with_nothing_new_writes_no_index_version(
+    airflow_project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index is already v1's on this data: `roll_service` says so and writes nothing."""
+    from dove_model.config import load_params
+    from dove_model.index.versions import list_versions, read_pointer
+    from dove_model.pipeline.retraining import roll_service
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _, project, _ = airflow_project
+    root = project / load_params(project / "params.yaml").index.out_dir
+    before = (read_pointer(root), list_versions(root))
+    rolled = roll_service(str(project), "params.yaml")
+    assert (rolled["path"], rolled["model_version"]) == ("unchanged", "1")
+    assert rolled["index_version"] == before[0] and rolled["n_images"] == "48"
+    assert (read_pointer(root), list_versions(root)) == before
+
+
+def test_a_rerun_never_promotes_a_replaced_champion_again(
+    airflow_project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v2 replaces v1, `dove rollback` brings v1 back: the DAG's promote task on v2 (a rerun
+    on v2's data version, whose gate passed) leaves v1 champion."""
+    import shutil
+
+    from dove_model.config import load_params
+    from dove_model.pipeline.retraining import promote_if_gated
+    from dove_model.registry import DataVersion, alias_state, register, rollback
+    from dove_model.registry.promotion import download_version
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _, first_project, _ = airflow_project
+    project = shutil.copytree(first_project, tmp_path / "project", symlinks=True)
+    params = load_params(project / "params.yaml")
+    model_dir = download_version(params, "1", tmp_path / "v1", root=project)
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"split": "test", "mR": 50.0}))
+    data = DataVersion("other-data", None, "rev")
+    assert register(model_dir, metrics, params, data, root=project).promoted  # v2
+    rollback(params, root=project)
+    assert alias_state(params, root=project)["champion"] == "1"
+
+    assert promote_if_gated(str(project), "params.yaml", "2") == []
+    assert promote_if_gated(str(project), "params.yaml", "1") == []  # already champion
+    assert alias_state(params, root=project) == {
+        "champion": "1",
+        "previous-champion": None,
+        "challenger": "2",
+    }
+
+
+def test_an_unreadable_data_dvc_fails_detection_instead_of_falling_back(tmp_path: Path) -> None:
+    """`data.dvc` caught mid-rewrite (empty) or with merge-conflict markers: the task fails
+    (Airflow retries it) rather than training under the params' hash."""
+    from dove_model.errors import DataFormatError
+    from dove_model.pipeline.retraining import detect_data_version
+    from dove_model.testing.smoke import write_smoke_project
+
+    write_smoke_project(tmp_path)
+    assert detect_data_version(str(tmp_path)).startswith("params-")  # no DVC: the params
+    dvc_file = tmp_path / "data.dvc"
+    for broken in ("", "<<<<<<< HEAD\nouts:\n- md5: a.dir\n=======\n"):
+        dvc_file.write_text(broken)
+        with pytest.raises(DataFormatError, match="not a DVC file"):
+            detect_data_version(str(tmp_path))
+    dvc_file.write_text("outs:\n- md5: 0123abcd.dir\n  path: data\n")
+    assert detect_data_version(str(tmp_path)) == "0123abcd.dir"
