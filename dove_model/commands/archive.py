@@ -107,7 +107,11 @@ def ingest_command(
         datetime=datetime,
         max_items=max_items,
     )
-    summary = ingest(source, out, params, query)
+    try:
+        summary = ingest(source, out, params, query)
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: run the same command again to resume into {out}", err=True)
+        raise typer.Exit(130) from None
     resumed = f", {summary.scenes_resumed} done before" if summary.scenes_resumed else ""
     typer.echo(
         f"ingested {summary.n_scenes} scenes{resumed} into {summary.out_dir}: "

@@ -79,7 +79,7 @@ def chip_record(
 def run_task(task: ChipTask) -> TaskResult:
     """Chips ``task.start`` to ``task.stop`` of the scene: each read through its own window."""
     plan, params = task.plan, task.params
-    windows = chip_windows(plan.grid, params.chip_size, params.overlap)[task.start : task.stop]
+    windows = chip_windows(plan.grid, params.chip_size, params.overlap, task.start, task.stop)
     records: list[dict[str, Any]] = []
     written = existing = skipped = 0
     resampling = Resampling[plan.resampling]

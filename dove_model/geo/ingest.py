@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
@@ -40,7 +41,7 @@ from dove_model.geo.outputs import write_outputs
 from dove_model.geo.plan import ScenePlan, plan_scene
 from dove_model.geo.settings import IngestParams, SourceQuery
 from dove_model.geo.sources import Scene, list_scenes
-from dove_model.geo.tiling import chip_windows, task_ranges
+from dove_model.geo.tiling import chip_count, task_ranges
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,20 @@ class _Counts:
         self.skipped += result.skipped
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the main process, which stops handing out tasks and lets the
+    running ones finish (their chips recorded) before it exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @contextmanager
 def _executor(workers: int) -> Iterator[Executor]:
     """Processes for real parallelism; one thread (same code path) for ``workers == 1``."""
-    pool: Executor = ProcessPoolExecutor(workers) if workers > 1 else ThreadPoolExecutor(1)
+    pool: Executor = (
+        ProcessPoolExecutor(workers, initializer=_ignore_sigint)
+        if workers > 1
+        else ThreadPoolExecutor(1)
+    )
     try:
         yield pool
     except BaseException:
@@ -87,8 +98,8 @@ def _plan_all(pool: Executor, scenes: Sequence[Scene], params: IngestParams) -> 
 def _tasks(plans: Sequence[ScenePlan], out_dir: Path, params: IngestParams) -> list[ChipTask]:
     tasks = []
     for plan in plans:
-        windows = chip_windows(plan.grid, params.chip_size, params.overlap)
-        for start, stop in task_ranges(windows, params.chips_per_task):
+        rows, cols = chip_count(plan.grid, params.chip_size, params.overlap)
+        for start, stop in task_ranges(rows, cols, params.chips_per_task):
             tasks.append(ChipTask(plan, start, stop, out_dir, params))
     return tasks
 
@@ -159,7 +170,7 @@ def ingest(
     started = time.perf_counter()
     params, query = params or IngestParams(), query or SourceQuery()
     out_dir = Path(out_dir)
-    scenes = list_scenes(str(source), query)
+    scenes = list({s.key: s for s in list_scenes(str(source), query)}.values())  # once each
     check_output(out_dir, params)
     todo = [s for s in scenes if not scene_done(out_dir, s.key)]
     counts = _Counts()

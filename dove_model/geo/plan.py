@@ -40,8 +40,8 @@ class ScenePlan:
 
 def gdal_env(params: IngestParams) -> rasterio.Env:
     """GDAL settings of a worker: a bounded block cache, no folder listing on open."""
-    return rasterio.Env(
-        GDAL_CACHEMAX=params.gdal_cache_mb, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"
+    return rasterio.Env(  # rasterio passes GDAL_CACHEMAX on in bytes
+        GDAL_CACHEMAX=params.gdal_cache_mb * 2**20, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"
     )
 
 

@@ -28,11 +28,12 @@ class StoredChip:
 
 
 def encode(pixels: np.ndarray, image_format: str, jpeg_quality: int = 90) -> bytes:
-    """PNG (lossless) or JPEG bytes of (height, width, 1 | 3) uint8 ``pixels``; deterministic."""
+    """PNG (lossless; zlib level 1: level 6 is 2.5x slower for 0.2 % smaller chips) or JPEG
+    bytes of (height, width, 1 | 3) uint8 ``pixels``; the same pixels give the same bytes."""
     image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
     buffer = io.BytesIO()
     if image_format == "png":
-        image.save(buffer, format="PNG", compress_level=6, optimize=False)
+        image.save(buffer, format="PNG", compress_level=1, optimize=False)
     else:
         image.save(buffer, format="JPEG", quality=jpeg_quality, optimize=False)
     return buffer.getvalue()

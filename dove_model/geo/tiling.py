@@ -72,21 +72,34 @@ def axis_starts(length: int, size: int, stride: int) -> list[int]:
     return starts
 
 
-def chip_windows(grid: TargetGrid, size: int, overlap: int) -> list[ChipWindow]:
-    """Every chip of ``grid``, row-major."""
+def chip_layout(grid: TargetGrid, size: int, overlap: int) -> tuple[list[int], list[int]]:
+    """The chips' row offsets (y) and column offsets (x) on ``grid``."""
     stride = size - overlap
-    ys = axis_starts(grid.height, size, stride)
-    xs = axis_starts(grid.width, size, stride)
+    return axis_starts(grid.height, size, stride), axis_starts(grid.width, size, stride)
+
+
+def chip_count(grid: TargetGrid, size: int, overlap: int) -> tuple[int, int]:
+    """Chip rows and chip columns of ``grid``."""
+    ys, xs = chip_layout(grid, size, overlap)
+    return len(ys), len(xs)
+
+
+def chip_windows(
+    grid: TargetGrid, size: int, overlap: int, start: int = 0, stop: int | None = None
+) -> list[ChipWindow]:
+    """Chips ``start`` to ``stop`` (row-major) of ``grid``; all of them by default."""
+    ys, xs = chip_layout(grid, size, overlap)
+    stop = len(ys) * len(xs) if stop is None else min(stop, len(ys) * len(xs))
+    cols = len(xs)
     return [
-        ChipWindow(row, col, x, y, size) for row, y in enumerate(ys) for col, x in enumerate(xs)
+        ChipWindow(i // cols, i % cols, xs[i % cols], ys[i // cols], size)
+        for i in range(start, stop)
     ]
 
 
-def task_ranges(windows: list[ChipWindow], chips_per_task: int) -> list[tuple[int, int]]:
-    """[start, stop) ranges of ``windows`` of whole chip rows, about ``chips_per_task`` each."""
-    if not windows:
-        return []
-    per_row = sum(1 for w in windows if w.row == windows[0].row)
-    rows_per_task = max(1, chips_per_task // per_row)
-    step = rows_per_task * per_row
-    return [(start, min(start + step, len(windows))) for start in range(0, len(windows), step)]
+def task_ranges(rows: int, cols: int, chips_per_task: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of whole chip rows, about ``chips_per_task`` chips each, over a
+    ``rows`` x ``cols`` chip grid."""
+    total = rows * cols
+    step = max(1, chips_per_task // cols) * cols
+    return [(start, min(start + step, total)) for start in range(0, total, step)]

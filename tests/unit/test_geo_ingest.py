@@ -161,6 +161,37 @@ def test_a_killed_process_resumes(tmp_path: Path) -> None:
     assert not [k for k in after if k.split("/")[-1].startswith(".")]  # temp files dropped
 
 
+def test_ctrl_c_stops_cleanly_and_the_same_command_resumes(tmp_path: Path) -> None:
+    for i in range(6):
+        rgb_scene(tmp_path / "in" / f"s{i}.tif", 256, seed=20 + i)
+    out = tmp_path / "out"
+    args = ["archive", "ingest", str(tmp_path / "in"), "--out", str(out), "--chip-size", "32"]
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [DOVE, *args, "--workers", "2"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list((out / ".ingest").rglob("*.parquet")):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends the whole group on Ctrl-C
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.rstrip().endswith(f"interrupted: run the same command again to resume into {out}")
+    assert "Traceback" not in err and not (out / MANIFEST_FILE).exists()
+    before = _files(out)
+    resumed = _dove(*args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "6 scenes" in resumed.stdout and "384 chips" in resumed.stdout
+    after = _files(out)
+    assert {k: after[k] for k in before} == before
+
+
 def test_other_settings_or_a_foreign_folder_are_refused(scenes: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     ingest(scenes / "s2", out, IngestParams(chip_size=64, bands=("B4", "B3", "B2")), progress=False)

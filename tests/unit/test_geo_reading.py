@@ -17,6 +17,7 @@ from dove_model.errors import DataFormatError
 from dove_model.geo.bands import FileInfo, normalise, resolve_bands
 from dove_model.geo.ingest import ingest
 from dove_model.geo.outputs import read_chips
+from dove_model.geo.plan import gdal_env
 from dove_model.geo.settings import IngestParams
 from dove_model.geo.sources import AssetRef, BandMeta, Scene
 from dove_model.geo.stretch import BandStretch, to_uint8
@@ -177,3 +178,9 @@ def test_plain_geotiff_time_comes_from_its_tiff_tag(tmp_path: Path) -> None:
     chips = _one(IngestParams(chip_size=64), tmp_path / "in", tmp_path / "out")
     assert chips["datetime"].tolist() == ["2023-03-04T05:06:07Z"]
     assert chips["item_id"].tolist() == ["a"] and chips["assets"].iloc[0].tolist() == ["image"]
+
+
+def test_a_workers_gdal_block_cache_is_the_configured_size() -> None:
+    # rasterio hands GDAL_CACHEMAX on in bytes: 64 would be a 64-byte cache (reads 1000x slower)
+    with gdal_env(IngestParams(gdal_cache_mb=64)):
+        assert int(rasterio.env.get_gdal_config("GDAL_CACHEMAX")) == 64 * 2**20

@@ -17,7 +17,14 @@ from dove_model.geo.footprints import crs_text, footprint, gsd_metres
 from dove_model.geo.ingest import ingest
 from dove_model.geo.outputs import read_chips
 from dove_model.geo.settings import IngestParams
-from dove_model.geo.tiling import TargetGrid, axis_starts, chip_windows, target_grid, task_ranges
+from dove_model.geo.tiling import (
+    TargetGrid,
+    axis_starts,
+    chip_count,
+    chip_windows,
+    target_grid,
+    task_ranges,
+)
 from dove_model.testing.geo_scenes import UTM32N, s2_scene, zone_edge_scene
 
 
@@ -43,10 +50,12 @@ def test_grid_holds_whole_target_pixels_and_tasks_hold_whole_rows() -> None:
     assert {w.size for w in windows} == {64}
     assert max(w.x for w in windows) + 64 == grid.width
     assert max(w.y for w in windows) + 64 == grid.height
-    per_row = sum(w.row == 0 for w in windows)
-    ranges = task_ranges(windows, 2 * per_row + 1)
+    rows, per_row = chip_count(grid, 64, 16)
+    assert rows * per_row == len(windows)
+    ranges = task_ranges(rows, per_row, 2 * per_row + 1)
     assert all((b - a) % per_row == 0 or b == len(windows) for a, b in ranges)
     assert ranges[0] == (0, 2 * per_row) and ranges[-1][1] == len(windows)
+    assert chip_windows(grid, 64, 16, *ranges[1]) == windows[slice(*ranges[1])]
 
 
 def _gdal_lonlat(src: rasterio.io.DatasetReader, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
