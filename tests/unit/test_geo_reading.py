@@ -184,3 +184,25 @@ def test_a_workers_gdal_block_cache_is_the_configured_size() -> None:
     # rasterio hands GDAL_CACHEMAX on in bytes: 64 would be a 64-byte cache (reads 1000x slower)
     with gdal_env(IngestParams(gdal_cache_mb=64)):
         assert int(rasterio.env.get_gdal_config("GDAL_CACHEMAX")) == 64 * 2**20
+
+
+def test_a_scene_smaller_than_a_chip_is_one_padded_chip(tmp_path: Path) -> None:
+    rgb_scene(tmp_path / "in" / "small.tif", 100)  # no nodata value: validity is the extent
+    chips = _one(IngestParams(chip_size=128), tmp_path / "in", tmp_path / "out")
+    assert len(chips) == 1
+    assert chips["nodata_fraction"].iloc[0] == pytest.approx(1 - 100 * 100 / 128**2)
+    pixels = _pixels(tmp_path / "out", chips.iloc[0])
+    with rasterio.open(tmp_path / "in" / "small.tif") as src:
+        np.testing.assert_array_equal(pixels[:100, :100], src.read().transpose(1, 2, 0))
+    assert not pixels[100:].any() and not pixels[:, 100:].any()
+
+
+def test_a_scene_in_degrees_keeps_its_grid_and_reports_metres(tmp_path: Path) -> None:
+    data = np.full((3, 64, 64), 120, dtype=np.uint8)
+    write_cog(tmp_path / "in" / "wgs84.tif", data, "EPSG:4326", north_up(9.0, 48.0, 0.0001))
+    chips = _one(IngestParams(chip_size=32), tmp_path / "in", tmp_path / "out")
+    assert len(chips) == 4 and set(chips["crs"]) == {"EPSG:4326"}
+    # 0.0001 deg at 48 N: 7.45 m east-west, 11.13 m north-south; the gsd is their mean
+    assert chips["gsd"].iloc[0] == pytest.approx(9.29, abs=0.01)
+    west, _, east, north = chips.geometry.iloc[0].bounds
+    assert (west, north) == pytest.approx((9.0, 48.0)) and east - west == pytest.approx(0.0032)
