@@ -106,6 +106,20 @@ def test_identical_chips_share_one_content_addressed_file(tmp_path: Path) -> Non
     assert len(read_manifest(tmp_path / "out")) == 1
 
 
+def test_jpeg_chips_are_content_addressed_too(scenes: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    params = IngestParams(chip_size=64, image_format="jpeg", bands=("B8", "B4", "B3"))
+    summary = ingest(scenes / "s2", tmp_path / "out", params, progress=False)
+    assert summary.n_chips == 4
+    for row in read_manifest(tmp_path / "out").itertuples():
+        path = tmp_path / "out" / row.image_path
+        assert path.name == f"{row.sha256}.jpg"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == row.sha256
+        with Image.open(path) as image:
+            assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (64, 64))
+
+
 def test_an_interrupted_run_resumes_without_rewriting_a_chip(scenes: Path) -> None:
     params = IngestParams(chip_size=32, workers=1, chips_per_task=10)  # 2 rows = 1 task
     out, fresh = scenes / "resumed", scenes / "fresh"
