@@ -1,6 +1,6 @@
 """The built wheel holds everything `dove pipeline` and the Airflow DAG import: the library
-and `components/` (the KFP components and the pipeline), with the `dove.commands` entry point
-that adds `dove pipeline` to the `dove` command. Checked from the wheel's own files, with this
+and `components/` (the KFP components and the pipeline), with the `dove.commands` entry points
+that add `dove pipeline`, `dove images` and `dove stack` (infra/) to the `dove` command. Checked from the wheel's own files, with this
 checkout taken off the import path."""
 
 from __future__ import annotations
@@ -61,7 +61,14 @@ def test_the_wheel_packages_the_components_and_the_command_entry_point(wheel: Pa
     assert "dove_model/pipeline/run.py" in names
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[dove.commands]\npipeline = components.cli:app" in text
+    groups = text.split("[dove.commands]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert sorted(groups) == [
+        "images = infra.images.cli:app",
+        "pipeline = components.cli:app",
+        "stack = infra.stack.cli:app",
+    ]
+    for module in ("infra/images/build.py", "infra/stack/stack.py"):
+        assert module in names
 
 
 def test_dove_pipeline_compile_runs_from_the_wheel_alone(wheel: Path, tmp_path: Path) -> None:
