@@ -116,3 +116,68 @@ def listening(pids: set[int]) -> list[tuple[int, str, int]]:
             if conn.status == psutil.CONN_LISTEN or (is_udp and conn.laddr):
                 found.append((pid, conn.laddr.ip, conn.laddr.port))
     return sorted(set(found))
+
+
+@dataclass(frozen=True)
+class Answer:
+    at: float  # time.monotonic() when the answer came
+    status: int  # 0: no answer (connection refused, reset, timeout)
+
+
+class SearchLoad:
+    """Text searches against a service on 127.0.0.1 from ``workers`` threads, each pausing
+    ``pause_s`` between requests, until the block ends or ``max_s`` passes (bounded either
+    way); every answer's status is kept. ``with SearchLoad(url) as load: ...``"""
+
+    QUERIES = ("a river crosses the fields", "a dense city", "green farmland", "a blue lake")
+
+    def __init__(self, url: str, workers: int = 2, pause_s: float = 0.05, max_s: float = 1500):
+        import threading
+
+        if not url.startswith("http://127.0.0.1:"):
+            raise ValueError(f"{url}: SearchLoad only searches a service on 127.0.0.1")
+        self.url, self.pause_s = url, pause_s
+        self.deadline = time.monotonic() + max_s
+        self.answers: list[Answer] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._work, args=(i,)) for i in range(workers)]
+
+    def _work(self, offset: int) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            i = offset
+            while not self._stop.is_set() and time.monotonic() < self.deadline:
+                body = {"query": self.QUERIES[i % len(self.QUERIES)], "k": 5}
+                try:
+                    status = client.post("/search_images", json=body).status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.answers.append(Answer(time.monotonic(), status))
+                i += 1
+                self._stop.wait(self.pause_s)
+
+    def __enter__(self) -> SearchLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+
+    def failed(self) -> list[Answer]:
+        return [a for a in self.answers if a.status != 200]
+
+    def around(self, moment: float, seconds: float) -> int:
+        """How many answers came within ``seconds`` before and after ``moment``."""
+        return sum(1 for a in self.answers if abs(a.at - moment) <= seconds)
+
+
+def process_tree(pid: int) -> set[int]:
+    """``pid`` and all its live descendants (a restarted worker changes the set)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    return {pid} | {child.pid for child in process.children(recursive=True)}

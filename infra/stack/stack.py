@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock
 
@@ -247,51 +248,89 @@ def _dag_ready(context: Context) -> str:
 
 
 def _service_up(context: Context, reporter: Reporter) -> None:
-    """Serve ``@champion``: start the service once there is one, restart it on a new one."""
+    """Serve ``@champion``: roll the index out to it when another model built it (a running
+    service then swaps model and index live: it is never restarted for a new champion), and
+    start the service when none runs."""
     layout, port = context.layout, context.port("service")
     with reporter.step("service", "starting the retrieval service") as said:
         reader = context.accounts["mlflow-reader"]
         model = context.params.register_.model_name
         champion = mlflow.champion_version(context.port("mlflow"), reader, model)
-        serving = context.state.marks.get("service_version")
-        running = context.alive("service")
-        if running and champion is not None and champion != serving:
-            processes.stop(context.state.processes.pop("service"))
-            context.save()
-            said.append(f"v{serving} stopped (@champion is now v{champion}),")
-            running = False
-        if running:
-            said.append(f"already running, serving v{serving}")
-        elif champion is None:
+        if champion is None:
             context.state.service_note = NO_CHAMPION
             context.save()
             said.append(NO_CHAMPION)
             return
-        else:
-            _deploy_and_serve(context, champion)
-            said.append(f"started, serving @champion v{champion}")
+        running = context.alive("service")
+        rolled = _roll_out(context, champion)
+        if not running:
+            _serve(context)
         wait_until(
             lambda: service.is_ready(port), what="the service", timeout=context.options.timeout_s,
             log=str(layout.log("service")), watch=[context.state.processes["service"]],
         )  # fmt: skip
-        said.append(f"on {service.url(port)}")
+        _wait_for_champion(context, champion)
+        context.state.service_note = f"serving @champion v{champion}"
+        context.save()
+        if not running:
+            said.append("started,")
+        elif rolled:
+            said.append("already running, swapped live (no restart) to the rolled-out index,")
+        else:
+            said.append("already running,")
+        said.append(f"serving @champion v{champion} on {service.url(port)}")
 
 
-def _deploy_and_serve(context: Context, champion: str) -> None:
+def _index_root(context: Context) -> Path:
+    return (context.options.project / context.params.index.out_dir).resolve()
+
+
+def _roll_out(context: Context, champion: str) -> bool:
+    """``dove deploy`` (the reader account, the stack's store) unless the current index
+    version was built by the champion and its model is in the store; True when it ran."""
     layout, options = context.layout, context.options
-    index_root = (options.project / context.params.index.out_dir).resolve()
+    indexed = service.indexed_model(_index_root(context))
+    if indexed.get("model_version") == champion and service.in_store(
+        layout.bentoml_home, indexed.get("tag")
+    ):
+        return False
     reader = context.accounts["mlflow-reader"]
     client = mlflow_client_env(mlflow.url(context.port("mlflow")), *reader.__dict__.values())
     env = context.env | client | {"BENTOML_HOME": str(layout.bentoml_home)}
-    if service.indexed_version(index_root) != champion:
-        service.deploy(options.project, options.params_file, env, layout.log("deploy"))
+    service.deploy(options.project, options.params_file, env, layout.log("deploy"))
+    return True
+
+
+def _serve(context: Context) -> None:
+    """Start ``bentoml serve`` with the model the current index version names."""
+    layout, options = context.layout, context.options
     check_free("service", context.port("service"))
     command, cwd = service.command(context.port("service"))
-    serve_env = service.serve_env(context.env, layout, options.params_file, index_root)
+    index_root = _index_root(context)
+    tag = service.indexed_model(index_root).get("tag") or context.params.serve.model_tag
+    serve_env = service.serve_env(context.env, layout, options.params_file, index_root, tag)
     _start(context, "service", command, cwd, serve_env)
-    context.state.service_note = f"serving @champion v{champion}"
-    context.state.marks["service_version"] = champion
-    context.save()
+
+
+def _wait_for_champion(context: Context, champion: str) -> None:
+    """Until ``/info`` names the champion: at once after a start, within the service's index
+    poll (``serve.index_poll_s``) plus a model load after a roll-out to a running service."""
+    port, log = context.port("service"), context.layout.log("service")
+    seen: dict[str, Any] = {}
+
+    def serving_champion() -> bool:
+        seen.update(service.served(port) or {})
+        return seen.get("model_version") == champion
+
+    try:
+        wait_until(
+            serving_champion, what=f"the service to serve @champion v{champion}",
+            timeout=context.options.timeout_s, log=str(log),
+            watch=[context.state.processes["service"]],
+        )  # fmt: skip
+    except StackError as exc:
+        refused = seen.get("index_refused")
+        raise StackError(f"{exc} (index refused: {refused})" if refused else str(exc)) from None
 
 
 def down(layout: Layout, reporter: Reporter) -> list[str]:

@@ -72,11 +72,23 @@ def _airflow(layout: Layout, state: State) -> dict[str, Any]:
     }
 
 
+SERVED_KEYS = ("model_version", "model_fingerprint", "index_version", "n_images")
+
+
 def _service(state: State) -> dict[str, Any]:
+    """The service's health and, asked live (``/info``: roll-outs swap the model and index
+    without a restart), what it serves."""
     port = state.ports.get("service")
     pid = _pid(state, "service")
     healthy = bool(port and pid and service.is_ready(port))
-    if pid:
+    info = service.served(port) if healthy and port else None
+    serving = {k: info.get(k) for k in SERVED_KEYS} if info else None
+    if serving:
+        note = (
+            f"serving v{serving['model_version']} (index {serving['index_version']}, "
+            f"{serving['n_images']} images)"
+        )
+    elif pid:
         note = state.service_note
     elif state.service_note.startswith("not deployed"):
         note = "not deployed: no @champion yet (`dove stack trigger`, then `dove stack up`)"
@@ -88,6 +100,7 @@ def _service(state: State) -> dict[str, Any]:
         "deployed": pid is not None,
         "note": note,
         "pid": pid,
+        "serving": serving,
     }
 
 

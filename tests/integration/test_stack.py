@@ -2,7 +2,7 @@
 with basic auth on it, Airflow 3 (api-server, scheduler, dag-processor) on it, all as local
 processes on 127.0.0.1. One stack for the module, on a smoke project with the repository's
 DAGs, in a temporary state folder, on free ports; the DAG stays paused (unpausing would start
-its latest weekly slot: test_stack_scheduler.py runs the DAG)."""
+its latest weekly slot: test_stack_soak.py runs the DAG)."""
 
 from __future__ import annotations
 
