@@ -124,3 +124,34 @@ def test_up_fails_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert done.stderr.startswith("error: /nonexistent: no PostgreSQL server binaries")
+
+
+def test_the_service_starts_from_the_store_by_the_tag_its_index_names(tmp_path: Path) -> None:
+    """`up` rolls out only when the current index version was built by @champion and its
+    model is in the store; the service gets that tag, never a pinned model folder."""
+    from infra.stack import service
+    from infra.stack.environment import base_env
+
+    root = tmp_path / "index"
+    assert service.indexed_model(root) == {}  # no index yet: a roll-out is needed
+    version = root / "versions" / "20260101T000000000000Z-abcdef"
+    version.mkdir(parents=True)
+    model = {"tag": "dove-rs-retrieval:abc", "model_version": 3}
+    meta = {"format_version": 1, "model_fingerprint": "f" * 64, "model": model}
+    (version / "meta.json").write_text(json.dumps(meta))
+    (root / "CURRENT").write_text(version.name + "\n")
+    assert service.indexed_model(root) == {"tag": "dove-rs-retrieval:abc", "model_version": "3"}
+
+    home = tmp_path / "bentoml"
+    assert not service.in_store(home, "dove-rs-retrieval:abc")
+    (home / "models" / "dove-rs-retrieval" / "abc").mkdir(parents=True)
+    assert service.in_store(home, "dove-rs-retrieval:abc")
+    for bad in (None, "", "dove-rs-retrieval", "../models:abc", "a/b:c"):
+        assert not service.in_store(home, bad)
+
+    layout = Layout(tmp_path / "state")
+    base = base_env({"DOVE_MODEL_DIR": "/pinned", "PATH": "/usr/bin"})
+    env = service.serve_env(base, layout, tmp_path / "params.yaml", root, "dove-rs-retrieval:abc")
+    assert env["DOVE_MODEL_TAG"] == "dove-rs-retrieval:abc" and "DOVE_MODEL_DIR" not in env
+    assert env["BENTOML_HOME"] == str(layout.bentoml_home.resolve())
+    assert env["DOVE_INDEX_DIR"] == str(root.resolve())
