@@ -12,6 +12,8 @@ Layout of an index folder (written atomically, read with memory maps)::
     images.parquet     row -> image_id, path (relative to meta.images_root), label, sha256 (of
                        the image file; `dove index add` matches on it; older indexes lack it)
     captions.parquet   row -> caption, image_row
+    geo.parquet        row -> footprint, datetime, crs, gsd, ... (GeoParquet; only when the
+                       indexed dataset has a ``chips.parquet``: see ``geo_meta.py``)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import faiss
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
@@ -29,6 +32,7 @@ from dove_model.atomic import atomic_dir
 from dove_model.config import FAMILIES, IndexParams
 from dove_model.errors import ConfigError
 from dove_model.index.encoder import ImageArrays
+from dove_model.index.geo_meta import geo_for_index, read_geo, write_geo
 from dove_model.index.vectors import (
     build_vector_index,
     index_kind,
@@ -59,6 +63,7 @@ class ArchiveIndex:
     caption_index: faiss.Index | None
     arrays: ImageArrays  # float16 memory maps
     version: str | None = None  # the version id, when loaded through a versioned root
+    geo: gpd.GeoDataFrame | None = None  # per-image footprints etc. (geo.parquet), if any
 
     @property
     def fingerprint(self) -> str:
@@ -172,6 +177,9 @@ def _write_folder(
             np.save(tmp / f"{name}.npy", np.asarray(getattr(arrays, name), dtype=np.float16))
         images.reset_index(drop=True).to_parquet(tmp / "images.parquet", index=False)
         captions.reset_index(drop=True).to_parquet(tmp / "captions.parquet", index=False)
+        geo = geo_for_index(meta["images_root"], images) if meta.get("images_root") else None
+        if geo is not None:
+            write_geo(tmp, geo)
         full_meta = {
             **meta,
             "family": family,
@@ -181,6 +189,7 @@ def _write_folder(
             "n_captions": len(captions),
             "image_index": index_kind(image_index),
             "caption_index": caption_kind,
+            "geo": geo is not None,
         }
         (tmp / META_FILE).write_text(json.dumps(full_meta, indent=2), encoding="utf-8")
     return out_dir
@@ -224,10 +233,11 @@ def load_archive(folder: Path | str, params: IndexParams) -> ArchiveIndex:
             raise ConfigError(f"{path}: index array missing")
         loaded[name] = np.load(path, mmap_mode="r")
     captions_file = folder / "captions.faiss"
+    images = pd.read_parquet(folder / "images.parquet")
     return ArchiveIndex(
         folder=folder,
         meta=meta,
-        images=pd.read_parquet(folder / "images.parquet"),
+        images=images,
         captions=pd.read_parquet(folder / "captions.parquet"),
         image_index=load_vector_index(folder / "images.faiss", params),
         caption_index=(
@@ -235,6 +245,7 @@ def load_archive(folder: Path | str, params: IndexParams) -> ArchiveIndex:
         ),
         arrays=ImageArrays(**loaded),
         version=version,
+        geo=read_geo(folder, len(images)),
     )
 
 
