@@ -7,6 +7,7 @@ candidate_score``), and no ``rerank`` step is timed for it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from PIL import Image
 
 from dove_model.index.archive import ArchiveIndex
 from dove_model.index.encoder import Encoder, as_image_arrays, family_of, is_single_stage
+from dove_model.index.filtered import StoredVectors, filtered_search
+from dove_model.index.geo_filter import GeoFilter, GeoRows, image_mask
 from dove_model.index.vectors import is_compressed
 from dove_model.index.vectors import search as vector_search
 from dove_model.serving.metrics import Step, StepMetrics
@@ -70,16 +73,30 @@ class Searcher:
         self._labels = np.array([_optional_str(v) for v in archive.images["label"]], object)
         self._caption_texts = archive.captions["caption"].astype(str).to_numpy(dtype=object)
         self._caption_images = archive.captions["image_row"].to_numpy(dtype=np.int64)
+        # the footprints' spatial tree and time spans, for bbox / intersects / datetime
+        self.geo_rows = GeoRows(archive.geo) if archive.geo is not None else None
+        self._stored_captions: StoredVectors | None = None
+
+    def image_mask(self, where: GeoFilter) -> np.ndarray | None:
+        """The image rows ``where`` allows (None: no filter); ``GeoFilterError`` when it
+        filters and this index has no geo metadata."""
+        return image_mask(self.geo_rows, where)
 
     def _step(self, step: Step, direction: str, count: int = 1) -> AbstractContextManager[None]:
         return self.metrics.time(step, direction, count) if self.metrics else nullcontext()
 
-    def search_images(self, query: str, k: int) -> list[ImageHit]:
-        """Text -> the ``k`` best archive images."""
-        return self.search_images_batch([(query, k)])[0]
+    def search_images(self, query: str, k: int, mask: np.ndarray | None = None) -> list[ImageHit]:
+        """Text -> the ``k`` best archive images (among the rows ``mask`` allows)."""
+        return self.search_images_batch([(query, k)], [mask])[0]
 
-    def search_images_batch(self, requests: list[tuple[str, int]]) -> list[list[ImageHit]]:
-        """(query, k) pairs -> each query's ``k`` best images, in one encode/search/re-rank."""
+    def search_images_batch(
+        self,
+        requests: list[tuple[str, int]],
+        masks: Sequence[np.ndarray | None] | None = None,
+    ) -> list[list[ImageHit]]:
+        """(query, k) pairs -> each query's ``k`` best images, in one encode/search/re-rank;
+        ``masks``: per query, the image rows it may return (None: all). A masked query's
+        candidates are the exact top candidates among its allowed rows (``filtered.py``)."""
         n = len(requests)
         if self.metrics:
             self.metrics.batch(TEXT_TO_IMAGE, n)
@@ -87,8 +104,8 @@ class Searcher:
             text = self.encoder.encode_texts([query for query, _ in requests])
         want = max(max(k for _, k in requests), self.candidates_k)
         with self._step("candidate_search", TEXT_TO_IMAGE, n):
-            global_scores, ids = vector_search(
-                self.archive.image_index, np.asarray(text.t_g, dtype=np.float32), want
+            global_scores, ids = self._image_candidates(
+                np.asarray(text.t_g, dtype=np.float32), want, masks
             )
         found = ids >= 0  # FAISS pads with -1 when it finds fewer than asked
         rows = np.where(found, ids, 0)
@@ -119,19 +136,53 @@ class Searcher:
             for q, (_, k) in enumerate(requests)
         ]
 
-    def search_texts(self, image: Image.Image, k: int) -> list[CaptionHit]:
-        """Image -> the ``k`` best captions of the caption gallery."""
+    def _image_candidates(
+        self, t_g: np.ndarray, want: int, masks: Sequence[np.ndarray | None] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (queries, width), ids -1 where a query found fewer."""
+        index = self.archive.image_index
+        if masks is None or all(m is None for m in masks):
+            return vector_search(index, t_g, want)
+        parts = [
+            vector_search(index, t_g[q : q + 1], want)
+            if mask is None
+            else filtered_search(index, self.archive.arrays.v_m, t_g[q], want, np.flatnonzero(mask))
+            for q, mask in enumerate(masks)
+        ]
+        return _padded(parts)
+
+    def _caption_candidates(
+        self, v_m: np.ndarray, want: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        index = self.archive.caption_index
+        if mask is None:
+            return vector_search(index, v_m, want)
+        allowed = np.flatnonzero(mask[self._caption_images])
+        return _padded([filtered_search(index, self._caption_vectors(), v_m[0], want, allowed)])
+
+    def _caption_vectors(self) -> StoredVectors:
+        if self._stored_captions is None:
+            self._stored_captions = StoredVectors(self.archive.caption_index)
+        return self._stored_captions
+
+    def search_texts(
+        self, image: Image.Image, k: int, mask: np.ndarray | None = None
+    ) -> list[CaptionHit]:
+        """Image -> the ``k`` best captions of the caption gallery (of the images ``mask``
+        allows)."""
         if self.archive.caption_index is None:
             return []
         with self._step("encode", IMAGE_TO_TEXT):
             parts = as_image_arrays(self.encoder.encode_images([image]))
         with self._step("candidate_search", IMAGE_TO_TEXT):
-            global_scores, ids = vector_search(
-                self.archive.caption_index, parts.v_m, max(k, self.candidates_k)
+            global_scores, ids = self._caption_candidates(
+                parts.v_m, max(k, self.candidates_k), mask
             )
             keep = ids[0] >= 0
             rows, global_scores = ids[0][keep], global_scores[0][keep]
         texts = [str(t) for t in self._caption_texts[rows]]
+        if not texts:  # a filter that allows no caption
+            return []
         if self.single_stage:  # the caption index holds the model's own caption vectors
             scores = np.asarray(global_scores, dtype=np.float32)
             order = np.argsort(-scores, kind="stable")[:k]
@@ -150,6 +201,16 @@ class Searcher:
             )
             for i in order
         ]
+
+
+def _padded(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query (scores, ids) of different widths as one (queries, width >= 1) pair."""
+    width = max(1, *(ids.shape[1] for _, ids in parts))
+    scores = np.full((len(parts), width), -np.inf, np.float32)
+    ids = np.full((len(parts), width), -1, np.int64)
+    for q, (s, i) in enumerate(parts):
+        scores[q, : i.shape[1]], ids[q, : i.shape[1]] = s[0], i[0]
+    return scores, ids
 
 
 def _ranked(scores: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

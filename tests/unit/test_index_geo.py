@@ -7,16 +7,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from shapely.geometry import box
 
 from dove_model.config import Params
 from dove_model.data.manifest import read_manifest
-from dove_model.geo.outputs import CHIPS_FILE
 from dove_model.index import load_archive
 from dove_model.index.build import build_index_with
 from dove_model.index.geo_meta import GEO_FILE
@@ -25,29 +22,7 @@ from dove_model.index.shards import ShardSpec, build_shard_with, merge_shards
 from dove_model.index.versions import is_versioned
 from dove_model.inference import DoveEncoder
 from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
-
-
-def write_chips(dataset: Path) -> gpd.GeoDataFrame:
-    """A chips table over the dataset's images: image i at lon i, lat 45 (1 x 1 degree),
-    taken on day i of June 2024; image 0 in two chips (the second one a day later, one degree
-    west), the last image in none."""
-    ids = list(dict.fromkeys(read_manifest(dataset)["image_id"].astype(str)))
-    rows = [(i, image_id, i) for i, image_id in enumerate(ids[:-1])] + [(99, ids[0], -1)]
-    chips = gpd.GeoDataFrame(
-        {
-            "chip_id": [f"scene/r{n:04d}c0000" for n, _, _ in rows],
-            "image_id": [image_id for _, image_id, _ in rows],
-            "datetime": [f"2024-06-{(n % 28) + 1:02d}T10:00:00Z" for n, _, _ in rows],
-            "crs": "EPSG:32632",
-            "gsd": 10.0,
-            "item_id": "scene",
-            "collection": None,
-        },
-        geometry=[box(x, 45, x + 1, 46) for _, _, x in rows],
-        crs="EPSG:4326",
-    )
-    chips.to_parquet(dataset / CHIPS_FILE, index=False)
-    return chips
+from dove_model.testing.geo_index import write_chips
 
 
 @pytest.fixture(scope="module")
