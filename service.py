@@ -12,12 +12,12 @@ restart within ``serve.index_poll_s``; ``/info`` names the version served (docs/
 
 from __future__ import annotations
 
+import asyncio
 import os
 from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, cast
-from urllib.parse import quote
 
 import bentoml
 import numpy as np
@@ -30,17 +30,29 @@ from pydantic import AfterValidator, Strict
 from starlette.responses import JSONResponse
 
 from dove_model.config import ServeParams
+from dove_model.serving.geo_search import (
+    caption_mask,
+    feature_collection,
+    filtered_image_search,
+    form_filter,
+    request_filter,
+    thumbnail_url,
+)
 from dove_model.serving.guard import OPEN_PATHS, RequestGuard
 from dove_model.serving.images import DecodeLimits, PixelBudget, decode_image
 from dove_model.serving.limits import InputError, check_count, check_k, check_query
 from dove_model.serving.metrics import EndpointLabels
 from dove_model.serving.schemas import (
+    BBox,
     CaptionResult,
     CaptionSearchResponse,
+    GeoJSONGeometry,
     ImageResult,
     ImageSearchResponse,
+    OutputFormat,
     ServiceInfo,
 )
+from dove_model.serving.search import ImageHit
 
 PAGE_DIR = Path(__file__).resolve().parent / "serving" / "static"
 # Decorator arguments are fixed when BentoML imports this file: they come from the typed
@@ -106,6 +118,19 @@ def _error(exc: InputError) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
+def _image_results(hits: list[ImageHit]) -> list[ImageResult]:
+    return [
+        ImageResult(
+            image_id=h.image_id,
+            score=h.score,
+            candidate_score=h.candidate_score,
+            thumbnail_url=thumbnail_url(h),
+            label=h.label,
+        )
+        for h in hits
+    ]
+
+
 @bentoml.service(
     name="dove-retrieval",
     workers=1,
@@ -138,44 +163,62 @@ class DoveRetrieval:
 
     # ------------------------------------------------------------------ search
     @bentoml.api
-    async def search_images(self, query: str = "", k: StrictInt = 10) -> ImageSearchResponse:
+    async def search_images(
+        self,
+        query: str = "",
+        k: StrictInt = 10,
+        bbox: BBox | None = None,
+        intersects: GeoJSONGeometry | None = None,
+        datetime: str | None = None,
+        format: OutputFormat = "json",
+    ) -> ImageSearchResponse:
         """Text -> the k best archive images (ROAM re-rank of the index candidates; a dual
-        model's index scores are its ranking).
+        model's index scores are its ranking), among those the STAC filters ``bbox``,
+        ``intersects`` and ``datetime`` allow (exact top-k; none allowed: no results);
+        ``format: "geojson"``: an RFC 7946 FeatureCollection of footprints.
 
-        Async: waiting requests hold no thread; concurrent ones are searched as one batch.
-        ``unknown_words`` lists the query's words the model has never seen (they add nothing
-        to the search)."""
+        Async: waiting requests hold no thread; concurrent unfiltered ones are searched as one
+        batch. ``unknown_words`` lists the query's words the model has never seen (they add
+        nothing to the search)."""
         try:
             text = check_query(query, self.serve.max_query_chars)
             k = check_k(k, self.serve.max_k)
+            where = request_filter(bbox, intersects, datetime)
+            if where.empty and format == "json":
+                hits = await self.runtime.text_search((text, k))
+            else:
+                hits, archive = await asyncio.to_thread(
+                    filtered_image_search, self.runtime, text, k, where, geojson=format != "json"
+                )
         except InputError as exc:
             return _error(exc)  # type: ignore[return-value]
-        hits = await self.runtime.text_search((text, k))
+        unknown = self.runtime.encoder.unknown_words(text)
+        if format == "geojson":
+            collection = feature_collection(hits, archive, text, k, unknown)
+            return JSONResponse(  # type: ignore[return-value]
+                collection.model_dump(), media_type="application/geo+json"
+            )
         return ImageSearchResponse(
-            query=text,
-            k=k,
-            unknown_words=self.runtime.encoder.unknown_words(text),
-            results=[
-                ImageResult(
-                    image_id=h.image_id,
-                    score=h.score,
-                    candidate_score=h.candidate_score,
-                    thumbnail_url=f"/ui/thumbs/{h.row}?image_id={quote(h.image_id, safe='')}",
-                    label=h.label,
-                )
-                for h in hits
-            ],
+            query=text, k=k, unknown_words=unknown, results=_image_results(hits)
         )
 
     @bentoml.api
     def search_texts(
-        self, image: Annotated[Path, ContentType("image/*")], k: StrictInt = 10
+        self,
+        image: Annotated[Path, ContentType("image/*")],
+        k: StrictInt = 10,
+        bbox: str | None = None,
+        intersects: str | None = None,
+        datetime: str | None = None,
     ) -> CaptionSearchResponse:
-        """An uploaded image -> the k best captions of the caption gallery.
+        """An uploaded image -> the k best captions of the caption gallery (of the images the
+        form fields ``bbox`` (``w,s,e,n``), ``intersects`` (GeoJSON) and ``datetime`` allow).
 
         Decoded here, on a worker thread (not while BentoML validates on the event loop)."""
+        loaded = self.runtime.index  # one index throughout
         try:
             k = check_k(k, self.serve.max_k)
+            mask = caption_mask(loaded, form_filter(bbox, intersects, datetime))
             size = image.stat().st_size
             if size > self.serve.max_upload_bytes:
                 raise InputError(
@@ -185,7 +228,7 @@ class DoveRetrieval:
         except InputError as exc:
             return _error(exc)  # type: ignore[return-value]
         self.runtime.bind_thread()
-        hits = self.runtime.index.searcher.search_texts(picture, k)  # one index throughout
+        hits = loaded.searcher.search_texts(picture, k, mask)
         return CaptionSearchResponse(
             k=k,
             results=[

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel
+
+# /search_images' STAC item-search filters and output format (issue 28); the values are
+# checked by dove_model.index.geo_filter (a clear 400 each), not by the type alone
+BBox = list[Any]  # [west, south, east, north] in degrees (or the 6-number 3D form)
+GeoJSONGeometry = dict[str, Any]  # a GeoJSON geometry object (RFC 7946: lon/lat)
+OutputFormat = Literal["json", "geojson"]
 
 
 class ImageResult(BaseModel):
@@ -18,6 +26,50 @@ class ImageSearchResponse(BaseModel):
     k: int
     results: list[ImageResult]
     unknown_words: list[str] = []  # query words the model's vocabulary does not hold
+
+
+class Link(BaseModel):
+    rel: str
+    href: str
+    type: str | None = None
+
+
+class ImageFeatureProperties(BaseModel):
+    image_id: str
+    rank: int  # 1 = best
+    score: float
+    candidate_score: float
+    datetime: str | None = None  # earliest acquisition, RFC 3339 UTC
+    datetime_end: str | None = None  # latest, where the image's chips differ
+    gsd: float | None = None
+    crs: str | None = None  # the scene's native CRS (the geometry is always lon/lat)
+    chip_id: str | None = None
+    item_id: str | None = None
+    collection: str | None = None
+    label: str | None = None
+    thumbnail_url: str
+
+
+class ImageFeature(BaseModel):
+    """One hit as an RFC 7946 Feature: its footprint (lon/lat, EPSG:4326), null when the image
+    has none."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any] | None
+    properties: ImageFeatureProperties
+    links: list[Link]
+
+
+class ImageFeatureCollection(BaseModel):
+    """/search_images with ``format: "geojson"``: the hits, best first."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[ImageFeature]
+    query: str
+    k: int
+    numberReturned: int  # the STAC API item search field name
+    unknown_words: list[str] = []
 
 
 class CaptionResult(BaseModel):

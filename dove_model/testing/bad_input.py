@@ -152,3 +152,33 @@ HOSTILE: list[tuple[str, str, str, dict[str, Any], int, str]] = [
     ("unknown path", "GET", "/no/such/path", {}, 404, "not found"),
     ("wrong method", "GET", "/search_images", {}, 405, "use POST"),
 ]  # fmt: skip
+
+BOWTIE = [[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]  # a self-intersecting ring
+# (payload of /search_images, error text): the STAC filters and output format (issue 28),
+# each a JSON 400 from any index (the values are checked before the index is searched)
+BAD_GEO_QUERIES: list[tuple[dict[str, Any], str]] = [
+    ({"query": "lake", "bbox": [0, 0, 1]}, "bbox: expected [west, south, east, north]"),
+    ({"query": "lake", "bbox": [0, 10, 1, 5]}, "south 10 is north of north 5"),
+    ({"query": "lake", "bbox": [-200, 0, 1, 1]}, "not a longitude in -180..180"),
+    ({"query": "lake", "bbox": [0, 0, "1", 1]}, "every value must be a number"),
+    ({"query": "lake", "bbox": "0,0,1,1"}, "bbox: Input should be a valid array"),
+    ({"query": "lake", "intersects": {"type": "Polygon", "coordinates": [BOWTIE]}},
+     "invalid Polygon: Self-intersection"),
+    ({"query": "lake", "intersects": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}},
+     "not a valid GeoJSON Polygon"),
+    ({"query": "lake", "intersects": {"type": "Feature"}}, "not one of"),
+    ({"query": "lake", "intersects": {"type": "Point", "coordinates": [10, 100]}},
+     "[longitude, latitude]"),
+    ({"query": "lake", "datetime": "2024-06-02/2024-06-01"}, "not an RFC 3339 date-time"),
+    ({"query": "lake", "datetime": "2024-06-02T00:00:00Z/2024-06-01T00:00:00Z"},
+     "ends before it starts"),
+    ({"query": "lake", "datetime": "../.."}, "at least one end"),
+    ({"query": "lake", "format": "kml"}, "'json' or 'geojson'"),
+]  # fmt: skip
+
+# a geo filter or GeoJSON output asked of an index without geo metadata: a JSON 400
+NO_GEO_QUERIES: list[tuple[dict[str, Any], str]] = [
+    ({"query": "lake", "bbox": [0, 0, 1, 1]}, "no geo metadata"),
+    ({"query": "lake", "datetime": "2024-06-01T00:00:00Z/.."}, "no geo metadata"),
+    ({"query": "lake", "format": "geojson"}, "no geo metadata"),
+]

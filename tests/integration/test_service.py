@@ -15,9 +15,11 @@ from PIL import Image
 
 from dove_model.serving.launch import ServiceProcess, serving_env, start_service
 from dove_model.testing.bad_input import (
+    BAD_GEO_QUERIES,
     BAD_QUERIES,
     BAD_UPLOADS,
     HOSTILE,
+    NO_GEO_QUERIES,
     decompression_bomb,
     png_bytes,
 )
@@ -131,6 +133,15 @@ def test_api_key_protects_the_api_and_the_page(service: ServiceProcess) -> None:
 # ------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(("payload", "message"), BAD_QUERIES)
 def test_bad_queries_are_json_400(client: httpx.Client, payload: dict, message: str) -> None:
+    assert message in assert_json_error(client.post("/search_images", json=payload), 400)
+
+
+@pytest.mark.parametrize(("payload", "message"), BAD_GEO_QUERIES + NO_GEO_QUERIES)
+def test_geo_filters_on_an_index_without_geo_are_json_400(
+    client: httpx.Client, payload: dict, message: str
+) -> None:
+    """Bad STAC filters are refused by any index; good ones (and GeoJSON output) by an index
+    without geo metadata (issue 28; tests/integration/test_service_geo.py has one with it)."""
     assert message in assert_json_error(client.post("/search_images", json=payload), 400)
 
 

@@ -1,0 +1,163 @@
+"""Filtered, georeferenced search under a real `bentoml serve` (issue 28): two scenes cut by
+`dove archive ingest`, indexed by `dove deploy`'s index step with a tiny model, then searched
+with STAC bbox / intersects / datetime filters in both directions, GeoJSON output, and every
+bad filter a JSON 400."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import geopandas as gpd
+import httpx
+import pytest
+from shapely.geometry import box, shape
+
+from dove_model.geo.outputs import read_chips
+from dove_model.testing.bad_input import BAD_GEO_QUERIES, error_text, png_bytes
+from dove_model.testing.deployment import (
+    SCENES,
+    DemoDeployment,
+    deploy_model,
+    serving,
+    tiny_model_dir,
+)
+from dove_model.testing.geo_scenes import rgb_scene
+
+pytestmark = pytest.mark.integration
+DOVE = str(Path(sys.executable).with_name("dove"))
+REPO = Path(__file__).resolve().parents[2]
+NEAR_A = [8.99, 47.99, 9.02, 48.01]  # around scene A (its top-left corner is at 9.0E 48.0N)
+MAY, JULY = datetime(2024, 5, 1, 10, 30, tzinfo=UTC), datetime(2024, 7, 1, 10, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> DemoDeployment:
+    root = tmp_path_factory.mktemp("geo-service")
+    rgb_scene(root / "scenes" / "a.tif", 128, lon=9.0, lat=48.0, seed=1, when=MAY)
+    rgb_scene(root / "scenes" / "b.tif", 128, lon=11.0, lat=47.0, seed=2, when=JULY)
+    chips = root / "chips"
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    args = ["archive", "ingest", str(root / "scenes"), "--out", str(chips), "--chip-size", "32"]
+    args += ["--workers", "1"]
+    result = subprocess.run([DOVE, *args], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    captions = [c for _, c in SCENES.values()]
+    model = tiny_model_dir(root / "model", [*captions, *(f"there is {c}" for c in captions)])
+    return deploy_model(root, chips, model)
+
+
+@pytest.fixture(scope="module")
+def chips(deployment: DemoDeployment) -> gpd.GeoDataFrame:
+    return read_chips(deployment.dataset_dir)
+
+
+@pytest.fixture(scope="module")
+def client(
+    deployment: DemoDeployment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[httpx.Client]:
+    log = tmp_path_factory.mktemp("logs") / "serve.log"
+    with (
+        serving(deployment, log) as proc,
+        httpx.Client(base_url=proc.url, timeout=60) as http,
+    ):
+        yield http
+
+
+def search(client: httpx.Client, **payload: object) -> dict:
+    response = client.post("/search_images", json={"query": "a blue lake", **payload})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def item_of(chips: gpd.GeoDataFrame, image_id: str) -> set[str]:
+    return {Path(str(i)).name for i in chips.loc[chips["image_id"] == image_id, "item_id"]}
+
+
+def test_bbox_keeps_only_the_scene_it_covers(client: httpx.Client, chips: gpd.GeoDataFrame) -> None:
+    everything = search(client, k=100)["results"]
+    near_a = search(client, k=100, bbox=NEAR_A)["results"]
+    expected = {i for i in chips["image_id"] if shape(box(*NEAR_A)).intersects(
+        chips.loc[chips["image_id"] == i].geometry.union_all())}  # fmt: skip
+    assert {h["image_id"] for h in near_a} == expected and 0 < len(expected) < len(everything)
+    assert all(item_of(chips, h["image_id"]) == {"a"} for h in near_a)
+    top = search(client, k=3, bbox=NEAR_A)["results"]  # the filtered top-3, never short
+    assert [h["image_id"] for h in top] == [h["image_id"] for h in near_a[:3]]
+
+
+def test_datetime_and_intersects_filters(client: httpx.Client, chips: gpd.GeoDataFrame) -> None:
+    july = search(client, k=100, datetime="2024-06-01T00:00:00Z/..")["results"]
+    assert july and all(item_of(chips, h["image_id"]) == {"b"} for h in july)
+    may = search(client, k=100, datetime="../2024-05-01T10:30:00Z")["results"]
+    assert may and all(item_of(chips, h["image_id"]) == {"a"} for h in may)
+    polygon = box(*NEAR_A).__geo_interface__
+    both = search(client, k=100, intersects=polygon, datetime="2024-05-01T10:30:00Z")["results"]
+    assert {h["image_id"] for h in both} == {
+        h["image_id"] for h in search(client, k=100, bbox=NEAR_A)["results"]
+    }
+
+
+def test_a_filter_matching_nothing_is_an_empty_200(client: httpx.Client) -> None:
+    assert search(client, k=10, bbox=[-60, -30, -50, -20])["results"] == []
+    assert search(client, k=10, datetime="2030-01-01T00:00:00Z/..")["results"] == []
+    body = search(client, k=10, bbox=[170, -10, -170, 10], format="geojson")  # antimeridian
+    assert body["type"] == "FeatureCollection" and body["features"] == []
+
+
+def test_geojson_results_are_an_rfc7946_feature_collection(
+    client: httpx.Client, chips: gpd.GeoDataFrame
+) -> None:
+    response = client.post(
+        "/search_images", json={"query": "a blue lake", "k": 5, "format": "geojson"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/geo+json")
+    body = response.json()
+    assert body["type"] == "FeatureCollection" and body["numberReturned"] == 5
+    ranks = [f["properties"]["rank"] for f in body["features"]]
+    scores = [f["properties"]["score"] for f in body["features"]]
+    assert ranks == [1, 2, 3, 4, 5] and scores == sorted(scores, reverse=True)
+    for feature in body["features"]:
+        assert feature["type"] == "Feature" and feature["geometry"]["type"] == "Polygon"
+        footprint = shape(feature["geometry"])
+        lon, lat = footprint.centroid.x, footprint.centroid.y  # lon/lat order
+        assert 8.9 < lon < 11.2 and 46.9 < lat < 48.1
+        assert footprint.exterior.is_ccw  # RFC 7946 right-hand rule
+        mine = chips.loc[chips["image_id"] == feature["id"]].geometry.union_all()
+        assert footprint.equals_exact(mine, 1e-9) or footprint.equals(mine)
+        props = feature["properties"]
+        assert props["datetime"] in ("2024-05-01T10:30:00Z", "2024-07-01T10:30:00Z")
+        assert props["crs"] == "EPSG:32632" and props["gsd"] == pytest.approx(1.0)
+        link = feature["links"][0]
+        assert link["rel"] == "thumbnail" and link["href"] == props["thumbnail_url"]
+        thumb = client.get(link["href"])
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+
+
+def test_search_texts_takes_the_filters_as_form_fields(client: httpx.Client) -> None:
+    files = {"image": ("a.png", png_bytes(), "image/png")}
+    # the chips have no captions: no caption is allowed either way, and that is no error
+    for data in ({"bbox": ",".join(map(str, NEAR_A))}, {"datetime": "2024-06-01T00:00:00Z/.."}):
+        response = client.post("/search_texts", files=files, data={"k": "3", **data})
+        assert response.status_code == 200, response.text
+        assert response.json()["results"] == []
+    bad = client.post("/search_texts", files=files, data={"bbox": "1,2,x,4"})
+    assert "bbox" in error_text(bad, 400)
+    bad = client.post("/search_texts", files=files, data={"intersects": "{nope"})
+    assert "intersects: not valid JSON" in error_text(bad, 400)
+
+
+@pytest.mark.parametrize(("payload", "message"), BAD_GEO_QUERIES)
+def test_bad_filters_are_json_400(client: httpx.Client, payload: dict, message: str) -> None:
+    assert message in error_text(client.post("/search_images", json=payload), 400)
+
+
+def test_the_service_is_still_ready_after_the_bad_filters(
+    client: httpx.Client, deployment: DemoDeployment
+) -> None:
+    assert client.get("/readyz").status_code == 200
+    info = client.post("/info", json={}).json()
+    assert info["n_images"] == len(set(read_chips(deployment.dataset_dir)["image_id"]))
