@@ -21,10 +21,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 
@@ -40,6 +39,9 @@ from dove_model.index.vectors import (
     save_vector_index,
 )
 from dove_model.index.versions import current_index_dir, is_versioned, publish, publish_target
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"

@@ -18,14 +18,15 @@ refused (``dove_model.index.geo_filter``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 
 from dove_model.errors import ConfigError
-from dove_model.geo.outputs import CHIPS_FILE
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 GEO_FILE = "geo.parquet"
 WGS84 = "EPSG:4326"
@@ -34,6 +35,10 @@ FIRST_COLUMNS = ("crs", "gsd", "chip_id", "item_id", "collection")
 
 def chips_of(images_root: Path | str) -> gpd.GeoDataFrame | None:
     """The dataset's chips table, or None when ``images_root`` has none."""
+    import geopandas as gpd  # here: an index without geo never loads geopandas
+
+    from dove_model.geo.outputs import CHIPS_FILE
+
     path = Path(images_root) / CHIPS_FILE
     if not path.is_file():
         return None
@@ -46,6 +51,9 @@ def chips_of(images_root: Path | str) -> gpd.GeoDataFrame | None:
 def image_geo(chips: gpd.GeoDataFrame, image_ids: pd.Series) -> gpd.GeoDataFrame | None:
     """One row per ``image_ids`` entry (same order): the footprint union, time span and first
     chip's fields of the chips holding that image. None when no image is in ``chips``."""
+    import geopandas as gpd
+    import shapely
+
     ids = image_ids.astype(str).reset_index(drop=True)
     chips = chips.to_crs(WGS84) if chips.crs is not None else chips.set_crs(WGS84)
     chips = chips[chips["image_id"].astype(str).isin(set(ids))]
@@ -90,6 +98,8 @@ def read_geo(folder: Path, n_images: int) -> gpd.GeoDataFrame | None:
     path = Path(folder) / GEO_FILE
     if not path.is_file():
         return None
+    import geopandas as gpd
+
     try:
         geo = gpd.read_parquet(path)
     except (OSError, ValueError) as exc:
