@@ -153,3 +153,27 @@ def test_a_broad_filter_on_an_approximate_index_is_never_short(
         assert set(ids[0]) <= set(allowed.tolist())
         recall = len(set(ids[0]) & set(truth(vectors, query, 10, allowed))) / ids.shape[1]
         assert recall >= 0.6  # the approximate index's own recall on random 32-d data
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "hnsw_sq8"])
+def test_filtered_search_over_an_approximate_geo_index_is_exact(
+    searcher: tuple[Searcher, Path], kind: str, tmp_path: Path
+) -> None:
+    """The same filtered top-5 from an HNSW (and a compressed) index as from brute force: a
+    selective filter searches the allowed rows' stored vectors, not the graph."""
+    search, dataset = searcher
+    params = Params()
+    params = params.model_copy(
+        update={"index": params.index.model_copy(update={"exact_max": 0, "approximate": kind})}
+    )
+    index = build_index_with(search.encoder, dataset, params, tmp_path / kind, progress=False)
+    archive = load_archive(index, params.index)
+    assert archive.meta["image_index"] == kind and archive.geo is not None
+    approximate = Searcher(search.encoder, archive, candidates_k=archive.n_images)
+    where = parse_filter(bbox=[5.5, 40, 12, 50], datetime_="2024-06-07T00:00:00Z/..")
+    mask = approximate.image_mask(where)
+    assert mask is not None and np.flatnonzero(mask).tolist() == list(range(6, 13))
+    for query in ("a blue lake surrounded by land", "there is a desert"):
+        got = approximate.search_images(query, 5, mask)
+        expected = search.search_images(query, 5, search.image_mask(where))
+        assert [h.row for h in got] == [h.row for h in expected]
