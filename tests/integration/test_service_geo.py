@@ -16,7 +16,11 @@ import httpx
 import pytest
 from shapely.geometry import box, shape
 
+from dove_model.config import Params
 from dove_model.geo.outputs import read_chips
+from dove_model.index.incremental import update_index_with
+from dove_model.inference import DoveEncoder
+from dove_model.serving.launch import ServiceProcess
 from dove_model.testing.bad_input import BAD_GEO_QUERIES, error_text, png_bytes
 from dove_model.testing.deployment import (
     SCENES,
@@ -24,6 +28,7 @@ from dove_model.testing.deployment import (
     deploy_model,
     serving,
     tiny_model_dir,
+    wait_for_info,
 )
 from dove_model.testing.geo_scenes import rgb_scene
 
@@ -34,17 +39,23 @@ NEAR_A = [8.99, 47.99, 9.02, 48.01]  # around scene A (its top-left corner is at
 MAY, JULY = datetime(2024, 5, 1, 10, 30, tzinfo=UTC), datetime(2024, 7, 1, 10, 30, tzinfo=UTC)
 
 
+def ingest(scenes: Path, out: Path) -> Path:
+    """``dove archive ingest`` (the CLI) of ``scenes`` into ``out``: 32 px chips."""
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    args = ["archive", "ingest", str(scenes), "--out", str(out), "--chip-size", "32"]
+    result = subprocess.run(
+        [DOVE, *args, "--workers", "1"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> DemoDeployment:
     root = tmp_path_factory.mktemp("geo-service")
     rgb_scene(root / "scenes" / "a.tif", 128, lon=9.0, lat=48.0, seed=1, when=MAY)
     rgb_scene(root / "scenes" / "b.tif", 128, lon=11.0, lat=47.0, seed=2, when=JULY)
-    chips = root / "chips"
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    args = ["archive", "ingest", str(root / "scenes"), "--out", str(chips), "--chip-size", "32"]
-    args += ["--workers", "1"]
-    result = subprocess.run([DOVE, *args], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    chips = ingest(root / "scenes", root / "chips")
     captions = [c for _, c in SCENES.values()]
     model = tiny_model_dir(root / "model", [*captions, *(f"there is {c}" for c in captions)])
     return deploy_model(root, chips, model)
@@ -56,14 +67,16 @@ def chips(deployment: DemoDeployment) -> gpd.GeoDataFrame:
 
 
 @pytest.fixture(scope="module")
-def client(
+def service(
     deployment: DemoDeployment, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[httpx.Client]:
-    log = tmp_path_factory.mktemp("logs") / "serve.log"
-    with (
-        serving(deployment, log) as proc,
-        httpx.Client(base_url=proc.url, timeout=60) as http,
-    ):
+) -> Iterator[ServiceProcess]:
+    with serving(deployment, tmp_path_factory.mktemp("logs") / "serve.log") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def client(service: ServiceProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=service.url, timeout=60) as http:
         yield http
 
 
@@ -161,3 +174,28 @@ def test_the_service_is_still_ready_after_the_bad_filters(
     assert client.get("/readyz").status_code == 200
     info = client.post("/info", json={}).json()
     assert info["n_images"] == len(set(read_chips(deployment.dataset_dir)["image_id"]))
+
+
+def test_a_live_swap_to_a_grown_archive_serves_its_new_footprints(
+    client: httpx.Client, service: ServiceProcess, deployment: DemoDeployment
+) -> None:
+    """Runs last (it grows the served archive): a third scene ingested into the same dataset,
+    `dove index add` writes a new index version, the running service swaps to it and the new
+    scene's footprints are searchable, with the old ones kept."""
+    scenes = deployment.dataset_dir.parent / "scenes"
+    rgb_scene(scenes / "c.tif", 128, lon=7.0, lat=46.5, seed=3, when=JULY)
+    near_c = [6.99, 46.49, 7.02, 46.51]
+    assert search(client, k=10, bbox=near_c)["results"] == []
+    before = client.post("/info", json={}).json()
+    ingest(scenes, deployment.dataset_dir)
+    encoder = DoveEncoder.from_dir(deployment.model_dir)
+    report = update_index_with(
+        encoder, deployment.index_dir, deployment.dataset_dir, Params(), progress=False
+    )
+    assert report.added > 0 and report.removed == 0
+    wait_for_info(service.url, lambda i: i["index_version"] != before["index_version"], 30)
+    found = search(client, k=100, bbox=near_c, format="geojson")["features"]
+    chips = read_chips(deployment.dataset_dir)
+    assert found and all(item_of(chips, f["id"]) == {"c"} for f in found)
+    assert all(shape(f["geometry"]).intersects(box(*near_c)) for f in found)
+    assert search(client, k=100, bbox=NEAR_A)["results"]  # scene A still there
