@@ -35,6 +35,7 @@ from dove_model.serving.geo_search import (
     feature_collection,
     filtered_image_search,
     form_filter,
+    item_collection,
     request_filter,
     thumbnail_url,
 )
@@ -175,7 +176,8 @@ class DoveRetrieval:
         """Text -> the k best archive images (ROAM re-rank of the index candidates; a dual
         model's index scores are its ranking), among those the STAC filters ``bbox``,
         ``intersects`` and ``datetime`` allow (exact top-k; none allowed: no results);
-        ``format: "geojson"``: an RFC 7946 FeatureCollection of footprints.
+        ``format: "geojson"``: an RFC 7946 FeatureCollection of footprints; ``"stac"``: a STAC
+        ItemCollection.
 
         Async: waiting requests hold no thread; concurrent unfiltered ones are searched as one
         batch. ``unknown_words`` lists the query's words the model has never seen (they add
@@ -193,11 +195,13 @@ class DoveRetrieval:
         except InputError as exc:
             return _error(exc)  # type: ignore[return-value]
         unknown = self.runtime.encoder.unknown_words(text)
-        if format == "geojson":
-            collection = feature_collection(hits, archive, text, k, unknown)
-            return JSONResponse(  # type: ignore[return-value]
-                collection.model_dump(), media_type="application/geo+json"
+        if format != "json":  # geojson: RFC 7946; stac: a STAC ItemCollection
+            body = (
+                feature_collection(hits, archive, text, k, unknown).model_dump()
+                if format == "geojson"
+                else item_collection(hits, archive, text, k, unknown)
             )
+            return JSONResponse(body, media_type="application/geo+json")  # type: ignore[return-value]
         return ImageSearchResponse(
             query=text, k=k, unknown_words=unknown, results=_image_results(hits)
         )

@@ -1,7 +1,8 @@
 """Filtered search and GeoJSON results for the service (issue 28).
 
 ``/search_images`` takes the STAC API item-search filters ``bbox``, ``intersects`` and
-``datetime`` (``dove_model.index.geo_filter``) and ``format: "geojson"``; ``/search_texts``
+``datetime`` (``dove_model.index.geo_filter``) and ``format: "geojson"`` (RFC 7946) or
+``"stac"`` (a STAC ItemCollection); ``/search_texts``
 takes the same filters as form fields (``bbox`` as ``w,s,e,n`` or a JSON list, ``intersects``
 as a JSON string) and returns captions of the images they allow. Every bad value, and a
 filter or GeoJSON output asked of an index without geo metadata, is an ``InputError`` (400).
@@ -16,7 +17,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 import shapely
-from shapely.geometry import mapping
+from shapely.geometry import mapping, shape
 
 from dove_model.index.archive import ArchiveIndex
 from dove_model.index.geo_filter import GeoFilter, GeoFilterError, parse_filter
@@ -117,10 +118,10 @@ def feature_collection(
 
 def _feature(hit: ImageHit, rank: int, archive: ArchiveIndex) -> ImageFeature:
     row = archive.geo.iloc[hit.row]  # type: ignore[union-attr]
-    shape = row.geometry
+    footprint = row.geometry
     geometry = None
-    if shape is not None and not shape.is_empty:
-        geometry = json.loads(json.dumps(mapping(shapely.orient_polygons(shape))))
+    if footprint is not None and not footprint.is_empty:
+        geometry = json.loads(json.dumps(mapping(shapely.orient_polygons(footprint))))
     thumb = thumbnail_url(hit)
     properties = ImageFeatureProperties(
         image_id=hit.image_id,
@@ -143,6 +144,61 @@ def _feature(hit: ImageHit, rank: int, archive: ArchiveIndex) -> ImageFeature:
         properties=properties,
         links=[Link(rel="thumbnail", href=thumb, type="image/jpeg")],
     )
+
+
+STAC_VERSION = "1.0.0"
+
+
+def item_collection(
+    hits: list[ImageHit], archive: ArchiveIndex, query: str, k: int, unknown: list[str]
+) -> dict[str, Any]:
+    """The hits as a STAC ItemCollection (``format: "stac"``): one STAC Item per image, its
+    footprint and bbox, ``datetime`` (``start_datetime`` / ``end_datetime`` where its chips
+    differ), ``gsd``, the score and rank as ``dove:score`` / ``dove:rank``, and the thumbnail
+    as an asset."""
+    features = feature_collection(hits, archive, query, k, unknown).features
+    return {
+        "type": "FeatureCollection",
+        "features": [_stac_item(feature) for feature in features],
+        "links": [],
+        "numberReturned": len(features),
+        "query": query,
+        "k": k,
+        "unknown_words": unknown,
+    }
+
+
+def _stac_item(feature: ImageFeature) -> dict[str, Any]:
+    props = feature.properties
+    properties: dict[str, Any] = {"datetime": props.datetime, "dove:rank": props.rank}
+    if props.datetime_end and props.datetime_end != props.datetime:
+        properties.update(start_datetime=props.datetime, end_datetime=props.datetime_end)
+    properties.update(
+        {
+            "dove:score": props.score,
+            "dove:candidate_score": props.candidate_score,
+            "dove:chip_id": props.chip_id,
+            "dove:native_crs": props.crs,
+            **({"gsd": props.gsd} if props.gsd is not None else {}),
+        }
+    )
+    item: dict[str, Any] = {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [],
+        "id": feature.id,
+        "geometry": feature.geometry,
+        "properties": properties,
+        "links": [link.model_dump(exclude_none=True) for link in feature.links],
+        "assets": {
+            "thumbnail": {"href": props.thumbnail_url, "type": "image/jpeg", "roles": ["thumbnail"]}
+        },
+    }
+    if feature.geometry is not None:
+        item["bbox"] = list(shape(feature.geometry).bounds)
+    if props.collection:
+        item["collection"] = props.collection
+    return item
 
 
 def _rfc3339(value: Any) -> str | None:

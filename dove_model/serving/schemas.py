@@ -10,7 +10,7 @@ from pydantic import BaseModel
 # checked by dove_model.index.geo_filter (a clear 400 each), not by the type alone
 BBox = list[Any]  # [west, south, east, north] in degrees (or the 6-number 3D form)
 GeoJSONGeometry = dict[str, Any]  # a GeoJSON geometry object (RFC 7946: lon/lat)
-OutputFormat = Literal["json", "geojson"]
+OutputFormat = Literal["json", "geojson", "stac"]
 
 
 class ImageResult(BaseModel):

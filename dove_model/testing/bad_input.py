@@ -173,7 +173,7 @@ BAD_GEO_QUERIES: list[tuple[dict[str, Any], str]] = [
     ({"query": "lake", "datetime": "2024-06-02T00:00:00Z/2024-06-01T00:00:00Z"},
      "ends before it starts"),
     ({"query": "lake", "datetime": "../.."}, "at least one end"),
-    ({"query": "lake", "format": "kml"}, "'json' or 'geojson'"),
+    ({"query": "lake", "format": "kml"}, "'json', 'geojson' or 'stac'"),
 ]  # fmt: skip
 
 # a geo filter or GeoJSON output asked of an index without geo metadata: a JSON 400
@@ -181,4 +181,5 @@ NO_GEO_QUERIES: list[tuple[dict[str, Any], str]] = [
     ({"query": "lake", "bbox": [0, 0, 1, 1]}, "no geo metadata"),
     ({"query": "lake", "datetime": "2024-06-01T00:00:00Z/.."}, "no geo metadata"),
     ({"query": "lake", "format": "geojson"}, "no geo metadata"),
+    ({"query": "lake", "format": "stac"}, "no geo metadata"),
 ]

@@ -150,6 +150,21 @@ def test_geojson_results_are_an_rfc7946_feature_collection(
         assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
 
 
+def test_stac_results_are_an_item_collection(client: httpx.Client) -> None:
+    import pystac
+
+    body = search(client, k=4, bbox=NEAR_A, format="stac")
+    collection = pystac.ItemCollection.from_dict(body)
+    assert len(collection.items) == 4
+    for rank, item in enumerate(collection.items, start=1):
+        assert item.datetime is not None and item.datetime.month == 5
+        assert item.properties["dove:rank"] == rank and item.properties["gsd"] == 1.0
+        assert item.assets["thumbnail"].roles == ["thumbnail"]
+        west, south, east, north = item.bbox
+        assert west < east and south < north and 8.9 < west < 9.1
+        assert shape(item.geometry).intersects(box(*NEAR_A))
+
+
 def test_search_texts_takes_the_filters_as_form_fields(client: httpx.Client) -> None:
     files = {"image": ("a.png", png_bytes(), "image/png")}
     # the chips have no captions: no caption is allowed either way, and that is no error
