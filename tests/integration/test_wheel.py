@@ -1,7 +1,7 @@
 """The built wheel holds everything `dove pipeline` and the Airflow DAG import: the library
-and `components/` (the KFP components and the pipeline), with the `dove.commands` entry points
-that add `dove pipeline`, `dove images` and `dove stack` (infra/) to the `dove` command. Checked from the wheel's own files, with this
-checkout taken off the import path."""
+and `components/` (the KFP components and the pipeline), with the `dove.commands` entry
+points that add `dove pipeline`, `dove images` and `dove stack` (infra/) to the `dove`
+command. Checked from the wheel's own files, with this checkout taken off the import path."""
 
 from __future__ import annotations
 
