@@ -2,11 +2,15 @@
 
 - an exact (flat inner-product) index: FAISS's own search over the allowed ids
   (``IDSelectorBatch`` through ``SearchParameters``): the scores are the unfiltered ones;
-- an approximate index and a selective filter (at most ``EXACT_SUBSET_ROWS`` rows allowed):
-  brute force over the allowed rows' stored vectors, so nothing is missed;
+- an approximate index and a selective filter (at most ``SELECTIVE_SHARE`` of the rows and
+  at most ``EXACT_SUBSET_ROWS``): brute force over the allowed rows' stored vectors, so
+  nothing is missed (a graph walk starves under such a filter);
 - an approximate index and a broad filter: the index's own filtered search (HNSW / IVF with
-  the selector, ``efSearch`` / ``nprobe`` raised with k); when it finds fewer than k allowed
-  rows (a graph walk can starve under a filter), brute force over the allowed rows instead.
+  the selector, ``efSearch`` raised with k), as approximate as the unfiltered search; when it
+  finds fewer than k allowed rows, brute force over the allowed rows instead.
+
+Brute force costs about 4 us a row (float16 -> float32, D=256, one core): 20,000 rows ~80 ms.
+At 100k images an HNSW search under a 42% filter took 6 ms with the selector.
 
 So a filtered top-k never comes back short while the filter allows k rows, and a filter that
 allows none gives no rows (not an error).
@@ -17,7 +21,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-EXACT_SUBSET_ROWS = 50_000  # brute force reads these rows' vectors (float16 memory map)
+EXACT_SUBSET_ROWS = 20_000  # brute force reads these rows' vectors (float16 memory map)
+SELECTIVE_SHARE = 0.10  # a filter allowing at most this share of the rows is selective
 _SUBSET_CHUNK = 65_536
 
 
@@ -39,11 +44,16 @@ def filtered_search(
     if isinstance(index, faiss.IndexFlat):
         scores, ids = index.search(query, k, params=faiss.SearchParameters(sel=selector))
         return _trimmed(scores, ids)
-    if len(allowed) > EXACT_SUBSET_ROWS:
+    if not is_selective(len(allowed), index.ntotal):
         scores, ids = index.search(query, k, params=_approximate_params(index, selector, k))
         if int((ids >= 0).sum()) >= k:
             return _trimmed(scores, ids)
     return brute_force(vectors, query, k, allowed)
+
+
+def is_selective(n_allowed: int, n_total: int) -> bool:
+    """Whether an approximate index should brute-force ``n_allowed`` of ``n_total`` rows."""
+    return n_allowed <= min(EXACT_SUBSET_ROWS, SELECTIVE_SHARE * n_total)
 
 
 def _approximate_params(
