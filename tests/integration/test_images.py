@@ -25,7 +25,8 @@ from dove_model.serving.launch import free_port, serving_env
 from dove_model.testing.bad_input import BAD_QUERIES, BAD_UPLOADS, HOSTILE, error_text
 from dove_model.testing.deployment import DemoDeployment, deploy_synthetic
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# a first build on a fresh machine downloads and installs the locked wheels (minutes)
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVING_TAG = "localhost/dove-ops/dove-retrieval:test"

@@ -16,7 +16,13 @@ from dove_model.config import Params, load_params
 from dove_model.testing.orchestrators import registry_state
 from dove_model.testing.smoke import write_smoke_project
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
+# a first build on a fresh machine downloads and installs the locked wheels (minutes)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore"),
+    pytest.mark.timeout(2400),
+]
 
 DOVE = str(Path(sys.executable).with_name("dove"))
 TASKS = {"prepare", "validate", "train", "evaluate", "register", "deploy"}
