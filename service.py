@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import bentoml
 import numpy as np
@@ -30,6 +31,9 @@ from pydantic import AfterValidator, Strict
 from starlette.responses import JSONResponse
 
 from dove_model.config import ServeParams
+from dove_model.feedback.loop import FeedbackLoop, Mark, client_of
+from dove_model.feedback.recent import FeedbackRefused
+from dove_model.feedback.schemas import FeedbackResponse
 from dove_model.serving.geo_search import (
     caption_mask,
     feature_collection,
@@ -158,6 +162,7 @@ class DoveRetrieval:
             IndexMetrics(counter_cls=bentoml.metrics.Counter),
         )
         self.runtime.start_watching()  # live index swaps: polls every serve.index_poll_s
+        self.loop = _start_feedback_loop(config.params)  # query log + /feedback (issue 29)
 
     def __is_ready__(self) -> bool:
         return self.runtime is not None
@@ -172,6 +177,7 @@ class DoveRetrieval:
         intersects: GeoJSONGeometry | None = None,
         datetime: str | None = None,
         format: OutputFormat = "json",
+        ctx: bentoml.Context = None,  # type: ignore[assignment]  # set by BentoML
     ) -> ImageSearchResponse:
         """Text -> the k best archive images (ROAM re-rank of the index candidates; a dual
         model's index scores are its ranking), among those the STAC filters ``bbox``,
@@ -182,6 +188,7 @@ class DoveRetrieval:
         Async: waiting requests hold no thread; concurrent unfiltered ones are searched as one
         batch. ``unknown_words`` lists the query's words the model has never seen (they add
         nothing to the search)."""
+        started = time.perf_counter()
         try:
             text = check_query(query, self.serve.max_query_chars)
             k = check_k(k, self.serve.max_k)
@@ -195,15 +202,61 @@ class DoveRetrieval:
         except InputError as exc:
             return _error(exc)  # type: ignore[return-value]
         unknown = self.runtime.encoder.unknown_words(text)
+        query_id = self._log_search(text, k, hits, started, ctx)
         if format != "json":  # geojson: RFC 7946; stac: a STAC ItemCollection
             body = (
                 feature_collection(hits, archive, text, k, unknown).model_dump()
                 if format == "geojson"
                 else item_collection(hits, archive, text, k, unknown)
             )
+            body["query_id"] = query_id
             return JSONResponse(body, media_type="application/geo+json")  # type: ignore[return-value]
         return ImageSearchResponse(
-            query=text, k=k, unknown_words=unknown, results=_image_results(hits)
+            query=text, k=k, unknown_words=unknown, results=_image_results(hits), query_id=query_id
+        )
+
+    def _log_search(
+        self, text: str, k: int, hits: list[ImageHit], started: float, ctx: Any
+    ) -> str | None:
+        """Queue the search's query-log record (a bounded queue, written by a background
+        thread: never waits on the store); its query id, or None when the log is off."""
+        if self.loop is None:
+            return None
+        info = self.runtime.info
+        return self.loop.record_search(
+            text,
+            k,
+            [(h.image_id, h.score) for h in hits],
+            (info.model_version, info.index_version),
+            started,
+            _client(ctx),
+        )
+
+    # ---------------------------------------------------------------- feedback
+    @bentoml.api
+    def feedback(
+        self,
+        query_id: Any = None,
+        image_id: Any = None,
+        relevant: Any = None,
+        ctx: bentoml.Context = None,  # type: ignore[assignment]  # set by BentoML
+    ) -> FeedbackResponse:
+        """Mark one result of a recent search relevant (``true``) or not (``false``): the
+        ``query_id`` its response carried and the result's ``image_id``. Unknown or expired
+        ids are a 404; more than ``feedback.rate_per_minute`` marks a client is a 429."""
+        try:
+            if self.loop is None:
+                raise FeedbackRefused("feedback is off (feedback.query_log.enabled)", 404)
+            mark = Mark.parse(query_id, image_id, relevant)
+            record = self.loop.record_mark(mark, _client(ctx))
+        except FeedbackRefused as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)  # type: ignore[return-value]
+        return FeedbackResponse(
+            feedback_id=record.feedback_id,
+            query_id=record.query_id,
+            image_id=record.image_id,
+            relevant=record.relevant,
+            rank=record.rank,
         )
 
     @bentoml.api
@@ -299,12 +352,35 @@ class DoveRetrieval:
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
+def _start_feedback_loop(params: Any) -> FeedbackLoop | None:
+    from dove_model.feedback.metrics import LoopMetrics
+
+    metrics = LoopMetrics(counter_cls=bentoml.metrics.Counter, gauge_cls=bentoml.metrics.Gauge)
+    return FeedbackLoop.start(params.feedback, os.environ, metrics)
+
+
+def _client(ctx: Any) -> str:
+    """The request's source, hashed (dove_model.feedback.loop.client_of)."""
+    if ctx is None:
+        return ""
+    request = ctx.request
+    address = request.client.host if request.client else None
+    return client_of({k.lower(): v for k, v in request.headers.items()}, address)
+
+
 @lru_cache(maxsize=1)
 def _page_assets() -> dict[str, Path]:
     return {path.name: path for path in PAGE_DIR.iterdir() if path.is_file()}
 
 
-API_PATHS = ("/search_images", "/search_texts", "/encode_texts", "/encode_images", "/info")
+API_PATHS = (
+    "/search_images",
+    "/search_texts",
+    "/encode_texts",
+    "/encode_images",
+    "/info",
+    "/feedback",
+)
 ENDPOINT_LABELS = EndpointLabels(
     exact=frozenset(
         (*API_PATHS, *OPEN_PATHS, "/", "/ui", "/ui/", "/docs", "/docs.json", "/schema.json")

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dove_model.errors import ConfigError
+from dove_model.loop_params import FeedbackParams, MonitoringParams
 
 # the number format of a dual model's frozen towers when serving and indexing
 # (dove_model/model/precision.py)
@@ -327,6 +328,8 @@ class Params(Section):
     pipeline: PipelineParams = PipelineParams()
     index: IndexParams = IndexParams()
     serve: ServeParams = ServeParams()
+    feedback: FeedbackParams = FeedbackParams()  # the feedback loop: dove_model/loop_params.py
+    monitoring: MonitoringParams = MonitoringParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -26,6 +26,7 @@ class ImageSearchResponse(BaseModel):
     k: int
     results: list[ImageResult]
     unknown_words: list[str] = []  # query words the model's vocabulary does not hold
+    query_id: str | None = None  # name it in POST /feedback (None: the query log is off)
 
 
 class Link(BaseModel):

@@ -23,6 +23,7 @@ RANKS = {
     "atomic": 0,
     "hashing": 0,
     "allocator": 0,  # the C library only
+    "loop_params": 0.5,  # the feedback/monitoring sections config.py adds
     "device": 1,  # raises errors.ConfigError
     "config": 1,
     "model": 2,
@@ -35,6 +36,8 @@ RANKS = {
     "evaluation": 6,
     "training": 7,
     "index": 8,
+    "feedback": 8.5,  # query log, relevance feedback, export to a data version
+    "monitoring": 8.7,  # drift of the queries, online proxies, the daily report
     "registry": 9,
     "serving": 10,
     "pipeline": 11,
