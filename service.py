@@ -119,7 +119,11 @@ CheckedImages = Annotated[
 StrictInt = Annotated[int, Strict()]  # "5", 5.0, 1e2 and true are not integers
 
 
-def _error(exc: InputError) -> JSONResponse:
+def _error(exc: InputError | FeedbackRefused, ctx: Any = None) -> JSONResponse:
+    """A JSON error; with the request's ``ctx`` (an API taking one), its status is set there
+    too: BentoML gives a returned response the status of ``ctx.response``."""
+    if ctx is not None:
+        ctx.response.status_code = exc.status
     return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
@@ -200,7 +204,7 @@ class DoveRetrieval:
                     filtered_image_search, self.runtime, text, k, where, geojson=format != "json"
                 )
         except InputError as exc:
-            return _error(exc)  # type: ignore[return-value]
+            return _error(exc, ctx)  # type: ignore[return-value]
         unknown = self.runtime.encoder.unknown_words(text)
         query_id = self._log_search(text, k, hits, started, ctx)
         if format != "json":  # geojson: RFC 7946; stac: a STAC ItemCollection
@@ -250,7 +254,7 @@ class DoveRetrieval:
             mark = Mark.parse(query_id, image_id, relevant)
             record = self.loop.record_mark(mark, _client(ctx))
         except FeedbackRefused as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)  # type: ignore[return-value]
+            return _error(exc, ctx)  # type: ignore[return-value]
         return FeedbackResponse(
             feedback_id=record.feedback_id,
             query_id=record.query_id,

@@ -33,12 +33,14 @@ class LoopMetrics:
             "dove_feedback_search_share",
             "Share of the recent searches with at least one mark",
             labelnames=("model_version",),
+            multiprocess_mode="livemax",  # BentoML's multiprocess registry: no pid label
             **kwargs,
         )
         self.precision = gauge_cls(
             "dove_feedback_precision_at_k",
             "Share of the marked results (of the recent searches) marked relevant",
             labelnames=("model_version",),
+            multiprocess_mode="livemax",  # BentoML's multiprocess registry: no pid label
             **kwargs,
         )
 
