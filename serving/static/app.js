@@ -64,6 +64,7 @@ $("text-form").addEventListener("submit", async (event) => {
   });
   if (!response.ok) { setStatus(status, await errorText(response), true); return; }
   const body = await response.json();
+  $("results").dataset.queryId = body.query_id || "";  // for feedback.js
   $("results").replaceChildren(...body.results.map(card));
   const found = `${body.results.length} images in ${Math.round(performance.now() - started)} ms`;
   const unknown = body.unknown_words || [];
