@@ -40,12 +40,13 @@ class FeedbackExpectations(_Section):
     relevant_share: tuple[float, float] = (0.2, 0.95)  # label balance (share marked relevant)
     max_client_share: float = Field(0.5, gt=0, le=1)  # one source flooding
     max_near_duplicate_share: float = Field(0.3, gt=0, le=1)  # near-duplicate queries
-    near_duplicate_jaccard: float = Field(0.9, gt=0, le=1)  # token-set similarity: a near dup
+    near_duplicate_jaccard: float = Field(0.8, gt=0, le=1)  # token-set similarity: a near dup
     max_not_caption_share: float = Field(0.05, ge=0, le=1)  # URLs, codes, ids among queries
 
 
 class FeedbackExportParams(_Section):
     dir: str = "data/feedback"  # inside the DVC-tracked data/: a new data version
+    report_dir: str = "reports/feedback"  # summary.json + GE Data Docs of each export
     # a pair whose image is not in the train split is held out (the feedback gate's set)
     hard_negatives: bool = True
     expectations: FeedbackExpectations = FeedbackExpectations()

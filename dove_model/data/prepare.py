@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from dove_model.config import DataParams, Params
+from dove_model.data.feedback_rows import add_feedback
 from dove_model.data.importer import import_dataset
 from dove_model.data.synth import CAPTIONS_FILE, is_rendered, render_synth
 from dove_model.errors import ConfigError
@@ -54,7 +55,7 @@ def prepare(params: Params, *, progress: bool = True) -> Path:
         if not data.path:
             raise ConfigError(f"params: data.path is required for data.source {data.source!r}")
         fmt, source = data.source, Path(data.path)
-    return import_dataset(
+    out = import_dataset(
         fmt,
         source,
         prepared_dataset_dir(data),
@@ -63,3 +64,5 @@ def prepare(params: Params, *, progress: bool = True) -> Path:
         name=data.name,
         progress=progress,
     )
+    add_feedback(out, params.feedback.export.dir)  # the users' relevant pairs (issue 29)
+    return out
