@@ -70,7 +70,7 @@ class MonitoringParams(_Section):
     reference_captions: int = Field(2000, ge=10)  # training captions sampled as reference
     # the statistic: squared MMD, RBF kernel, bandwidth = median pairwise distance of the
     # reference; drift when it exceeds mmd_threshold
-    mmd_threshold: float = Field(0.05, gt=0)
+    mmd_threshold: float = Field(0.005, gt=0)
     far_cosine: float = Field(0.5, ge=-1, le=1)  # a query whose best caption cosine is below
     max_far_share: float = Field(0.3, ge=0, le=1)  # drift too when more queries are far
     min_queries: int = Field(50, ge=2)  # fewer queries in the window: no verdict
