@@ -136,6 +136,12 @@ def promote_if_gated(project_root: str, params_file: str, model_version: str) ->
     if _replaced_champion(params, root, model_version):
         log.info("v%s was champion and has been replaced since: not promoted again", model_version)
         return []
+    from dove_model.pipeline.feedback_signal import feedback_gate_refusal
+
+    refusal = feedback_gate_refusal(params, root, model_version)  # the users' own pairs
+    if refusal is not None:
+        log.warning("v%s not promoted, feedback gate %s", model_version, refusal)
+        return []
     return [str(change) for change in promote(params, model_version, root=root)]
 
 
