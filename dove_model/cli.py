@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from dove_model.commands import archive, data, model, registry, serving, weights
+from dove_model.commands import archive, data, feedback, model, registry, serving, weights
 from dove_model.commands.options import DEFAULT_PARAMS, ParamsOption
 from dove_model.errors import DoveError
 
@@ -53,7 +53,7 @@ def add_command_groups(root: typer.Typer, group: str = COMMAND_GROUP) -> list[st
     return names
 
 
-for _module in (archive, data, model, registry, serving, weights):
+for _module in (archive, data, feedback, model, registry, serving, weights):
     _module.register(app)
 add_command_groups(app)
 

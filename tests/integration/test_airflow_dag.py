@@ -56,7 +56,7 @@ def test_dag_folder_imports_without_errors(tmp_path: Path) -> None:
     )
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["errors"] == {}
-    assert report["dags"] == ["dove_retraining"]
+    assert report["dags"] == ["dove_feedback_signal", "dove_retraining"]
     assert report["tasks"] == [
         "detect_data_version",
         "gate_passed",
