@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dove_model.config import ModelParams
 from dove_model.evaluation.evaluate import two_stage_scores
-from dove_model.evaluation.metrics import random_chance_metrics, retrieval_metrics
-from dove_model.inference import DoveEncoder, ImageParts
-from dove_model.model.dove import DoveModel
-from dove_model.model.visual import PooledFeatures
-from dove_model.model.vocab import Vocabulary
+from dove_model.families.dove.inference import DoveEncoder, ImageParts
+from dove_model.families.dove.model import DoveModel
+from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dove.visual import PooledFeatures
+from dove_model.families.dove.vocab import Vocabulary
+from dove_model.metrics import random_chance_metrics, retrieval_metrics
 
 RSICD = Path(__file__).resolve().parents[2] / "shared/datasets/captions-only/RSICD/rsicd_precomp"
 N_IMAGES = 1093
@@ -48,7 +48,7 @@ def main() -> None:
     train_caps = read_lines(RSICD / "train_caps.txt")
     test_caps = read_lines(RSICD / "test_caps.txt")[: 5 * N_IMAGES]
     caption_image = np.repeat(np.arange(N_IMAGES), 5)
-    params = ModelParams(backbone=args.backbone, embed_dim=args.embed_dim)
+    params = DoveSettings(backbone=args.backbone, embed_dim=args.embed_dim)
     vocab = Vocabulary.build(train_caps, params.vocab_min_freq, params.max_len)
     model = DoveModel(params, len(vocab)).eval()
     encoder = DoveEncoder(model, vocab, eval_size=256)

@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from dove_model.config import Params, parse_params
 from dove_model.data.manifest import load_split
-from dove_model.evaluation.metrics import retrieval_metrics
+from dove_model.families.dove.inference import DoveEncoder
 from dove_model.index import build_index, load_archive
 from dove_model.index.encoder import ImageArrays
-from dove_model.inference import DoveEncoder
+from dove_model.metrics import retrieval_metrics
 from dove_model.serving.search import Searcher
 from dove_model.testing.deployment import tiny_model_dir
 

@@ -40,10 +40,10 @@ import psutil
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from dove_model.config import IndexParams, ModelParams, Params, load_params
+from dove_model.config import FamilySettings, IndexParams, Params, load_params
 from dove_model.index.archive import write_archive
 from dove_model.index.encoder import ImageArrays
-from dove_model.model.io import model_fingerprint
+from dove_model.model.directory import model_fingerprint
 from dove_model.serving.launch import serving_env, start_service
 from dove_model.testing.deployment import (
     SCENES,
@@ -185,7 +185,7 @@ def main() -> None:
     run(args)
 
 
-def champion_architecture(family: str, text_depth: int | None = None) -> tuple[ModelParams, int]:
+def champion_architecture(family: str, text_depth: int | None = None) -> tuple[FamilySettings, int]:
     """The model section and eval size the benchmark serves: the demo profile for DOVE,
     dual-cpu for the dual family."""
     params = Params()

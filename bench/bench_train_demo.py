@@ -19,7 +19,7 @@ import torch
 from dove_model.config import load_params, parse_params
 from dove_model.data.prepare import prepare
 from dove_model.evaluation.evaluate import evaluate
-from dove_model.training.train import train
+from dove_model.families.dispatch import train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -29,15 +29,7 @@ from ucm_ablation import UCM, mean_std, prepared_ucm
 
 from dove_model.config import load_params
 from dove_model.data.manifest import SplitData, load_split
-from dove_model.evaluation.metrics import (
-    RECALL_KEYS,
-    random_chance_metrics,
-    retrieval_metrics,
-    tie_averaged_metrics,
-)
-from dove_model.model.dual_towers import MiniLMTower, create_image_tower
-from dove_model.model.preprocess import preprocessing_for
-from dove_model.training.dual_fit import (
+from dove_model.families.dual.fit import (
     TowerFeatures,
     encode_split,
     fit_heads,
@@ -45,7 +37,15 @@ from dove_model.training.dual_fit import (
     save_features,
     split_scores,
 )
-from dove_model.training.dual_train import recipe_for
+from dove_model.families.dual.train import recipe_for
+from dove_model.metrics import (
+    RECALL_KEYS,
+    random_chance_metrics,
+    retrieval_metrics,
+    tie_averaged_metrics,
+)
+from dove_model.model.preprocess import preprocessing_for
+from dove_model.model.towers import MiniLMTower, create_image_tower
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 

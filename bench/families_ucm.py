@@ -23,9 +23,9 @@ from ucm_ablation import UCM, prepared_ucm
 
 from dove_model.config import Params, load_params, parse_params
 from dove_model.evaluation.evaluate import evaluate
+from dove_model.families.dispatch import train
 from dove_model.registry import alias_state, detect_data_version, register
 from dove_model.registry.promotion import alias_families
-from dove_model.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = {"dove": "real-cpu", "dual": "dual-cpu"}

@@ -64,7 +64,7 @@ def copy_dataset(base: Path, target: Path) -> Path:
 def archive_embeddings(model_dir: Path, dataset: Path) -> tuple[list[str], np.ndarray, object]:
     from PIL import Image
 
-    from dove_model.encoders import load_encoder
+    from dove_model.families.dispatch import load_encoder
 
     encoder = load_encoder(model_dir)
     images = read_manifest(dataset).drop_duplicates("image_id")

@@ -11,7 +11,7 @@ fine-tuned. In order:
 1. The training step's speed in bf16 autocast, in fp32 (TF32 as PyTorch's defaults allow)
    and in bf16 with ``channels_last`` (NHWC images and convolutions):
    ``--steps`` timed steps on batches decoded once and kept on the GPU, so the image loader
-   is not what is measured (``dove_model.training.train.step_throughput``).
+   is not what is measured (``dove_model.families.dove.throughput.step_throughput``).
 2. One whole epoch in bf16 (in the faster layout) with ``--workers`` data-loader processes:
    what training gets with real image loading.
 3. The quality: full DOVE, every train image trains and the best epoch is selected on
@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ucm_ablation import prepared_ucm, run_one, run_params
 
 from dove_model.config import Params, load_params
-from dove_model.training.train import step_throughput, train
+from dove_model.families.dispatch import train
+from dove_model.families.dove.throughput import step_throughput
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "paper"

@@ -36,8 +36,8 @@ from dove_model.config import Params, load_params, parse_params
 from dove_model.data.importer import import_dataset
 from dove_model.data.manifest import MANIFEST_FILE, read_manifest, write_manifest
 from dove_model.evaluation.evaluate import evaluate
-from dove_model.evaluation.metrics import RECALL_KEYS
-from dove_model.training.train import train
+from dove_model.families.dispatch import train
+from dove_model.metrics import RECALL_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 UCM = REPO.parent / "shared" / "datasets" / "ucm-captions"

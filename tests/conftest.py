@@ -64,8 +64,8 @@ def _smoke_trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from dove_model.config import load_params
     from dove_model.data.prepare import prepare
+    from dove_model.families.dispatch import train
     from dove_model.testing.smoke import write_smoke_project
-    from dove_model.training.train import train
 
     root = tmp_path_factory.mktemp("smoke-trained")
     params = load_params(write_smoke_project(root))

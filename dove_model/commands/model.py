@@ -32,7 +32,7 @@ def train_command(
     """Train DOVE; resumes from the output folder's last checkpoint unless --fresh."""
     from dove_model.config import load_params, parse_params
     from dove_model.data.prepare import dataset_dir_or_prepared
-    from dove_model.training.train import train
+    from dove_model.families.dispatch import train
 
     params = load_params(params_file)
     if profile is not None:
@@ -71,7 +71,7 @@ def evaluate_command(
     from dove_model.config import load_params
     from dove_model.data.prepare import dataset_dir_or_prepared
     from dove_model.evaluation.evaluate import evaluate
-    from dove_model.training.train import trained_model_dir
+    from dove_model.training.run import trained_model_dir
 
     params = load_params(params_file)
     report = evaluate(

@@ -48,7 +48,7 @@ def register_command(
     from dove_model.pipeline.run import pipeline_data_version
     from dove_model.registry import detect_data_version
     from dove_model.registry import register as register_model
-    from dove_model.training.train import trained_model_dir
+    from dove_model.training.run import trained_model_dir
 
     params = load_params(params_file)
     dataset = dataset_dir_or_prepared(params.data, dataset_dir)

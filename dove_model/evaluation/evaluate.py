@@ -21,15 +21,15 @@ from dove_model.atomic import write_text
 from dove_model.config import Params
 from dove_model.data.manifest import load_split
 from dove_model.device import resolve_device
-from dove_model.encoders import AnyEncoder, load_encoder
-from dove_model.evaluation.metrics import (
+from dove_model.families.dispatch import load_encoder
+from dove_model.families.dove.visual import load_boxes_file
+from dove_model.metrics import (
     random_chance_metrics,
     retrieval_metrics,
     tie_averaged_metrics,
 )
-from dove_model.inference import ImageParts, TextParts
+from dove_model.model.encoding import Encoder, ImageParts, TextParts
 from dove_model.model.preprocess import load_image
-from dove_model.model.visual import load_boxes_file
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -39,7 +39,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 def two_stage_scores(
-    encoder: AnyEncoder, images: ImageParts, texts: TextParts, k: int
+    encoder: Encoder, images: ImageParts, texts: TextParts, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(i2t, t2i) score matrices: ROAM on each query's global top-K, ``-inf`` elsewhere.
 
@@ -64,7 +64,7 @@ def two_stage_scores(
 
 
 def metrics_report(
-    encoder: AnyEncoder,
+    encoder: Encoder,
     images: ImageParts,
     texts: TextParts,
     caption_image: np.ndarray,

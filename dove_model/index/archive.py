@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from dove_model.atomic import atomic_dir
-from dove_model.config import FAMILIES, IndexParams
+from dove_model.config import IndexParams
 from dove_model.errors import ConfigError
+from dove_model.families.registry import LEGACY_FAMILY, family_names
 from dove_model.index.encoder import ImageArrays
 from dove_model.index.geo_meta import geo_for_index, read_geo, write_geo
 from dove_model.index.vectors import (
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 IMAGE_ARRAYS = ("v_m", "v_mr", "r")
-DEFAULT_FAMILY = FAMILIES[0]  # "dove": what an index without a recorded family was built by
+DEFAULT_FAMILY = LEGACY_FAMILY  # what an index without a recorded family was built by
 
 
 class IndexMismatchError(ConfigError):
@@ -160,8 +161,8 @@ def _write_folder(
     if "model_fingerprint" not in meta:
         raise ValueError("meta must record the model fingerprint")
     family = str(meta.get("family") or DEFAULT_FAMILY)
-    if family not in FAMILIES:
-        raise ValueError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
+    if family not in family_names():
+        raise ValueError(f"unknown model family {family!r} (known: {', '.join(family_names())})")
     n = len(arrays)
     if len(images) != n:
         raise ValueError(f"{len(images)} image rows for {n} embeddings")

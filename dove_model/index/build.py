@@ -19,7 +19,8 @@ from dove_model.data.manifest import MANIFEST_FILE, read_manifest
 from dove_model.errors import DataFormatError
 from dove_model.hashing import sha256_file
 from dove_model.index.archive import write_archive
-from dove_model.index.encoder import Encoder, ImageArrays, as_image_arrays, family_of
+from dove_model.index.encoder import ImageArrays, as_image_arrays, family_of
+from dove_model.model.encoding import Encoder
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -201,7 +202,7 @@ def build_index(
     versioned: bool | None = None,
 ) -> Path:
     """The deploy stage's index step (docs/contracts.md section 2)."""
-    from dove_model.encoders import load_encoder
+    from dove_model.families.dispatch import load_encoder
 
     encoder = load_encoder(Path(model_dir), "cpu", params.index.tower_precision)
     return build_index_with(

@@ -39,8 +39,9 @@ from dove_model.index.build import (
     resolve_source,
     with_content_hashes,
 )
-from dove_model.index.encoder import Encoder, ImageArrays, family_of
+from dove_model.index.encoder import ImageArrays, family_of
 from dove_model.index.vectors import choose_kind, index_kind, is_compressed
+from dove_model.model.encoding import Encoder
 
 
 class RebuildNeededError(ConfigError):
@@ -274,7 +275,7 @@ def update_index(
     versioned: bool | None = None,
 ) -> UpdateReport:
     """``dove index add`` with the model in ``model_dir``."""
-    from dove_model.encoders import load_encoder
+    from dove_model.families.dispatch import load_encoder
 
     encoder = load_encoder(Path(model_dir), "cpu", params.index.tower_precision)
     return update_index_with(

@@ -42,7 +42,8 @@ from dove_model.index.build import (
     resolve_source,
     with_content_hashes,
 )
-from dove_model.index.encoder import Encoder, ImageArrays, family_of
+from dove_model.index.encoder import ImageArrays, family_of
+from dove_model.model.encoding import Encoder
 
 SHARD_FORMAT = 1
 SHARD_META = "shard.json"
@@ -152,7 +153,7 @@ def build_shard(
     progress: bool = True,
 ) -> Path:
     """``dove index build --shard I/N``: one shard with the model in ``model_dir``."""
-    from dove_model.encoders import load_encoder
+    from dove_model.families.dispatch import load_encoder
 
     encoder = load_encoder(Path(model_dir), "cpu", params.index.tower_precision)
     return build_shard_with(

@@ -1,4 +1,5 @@
-"""The dual family's towers from an open_clip model the user brings (RemoteCLIP, GeoRSCLIP).
+"""Towers from an open_clip model the user brings (RemoteCLIP, GeoRSCLIP): shared by the
+dual family (``text_tower: open_clip``, trained heads on top) and the clip family (as is).
 
 ``model.clip_arch`` names an open_clip architecture (``open_clip.list_models()``); the
 structure is built with no pretrained tag, so nothing is downloaded. ``model.clip_checkpoint``
@@ -20,7 +21,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
 from dove_model.model.preprocess import INTERPOLATIONS, Preprocessing
 
@@ -67,14 +67,16 @@ class ClipTextTower(nn.Module):
         return self.clip.encode_text(tokens)
 
 
-def open_clip_towers(params: ModelParams, *, pretrained: bool) -> tuple[nn.Module, nn.Module]:
-    """(image tower, text tower) of ``params.clip_arch``; ``pretrained``: weights from
-    ``params.clip_checkpoint``, else random (a model directory's weights fill them)."""
+def open_clip_towers(
+    arch: str | None, checkpoint: str | None, *, pretrained: bool
+) -> tuple[ClipImageTower, ClipTextTower]:
+    """(image tower, text tower) of open_clip architecture ``arch``; ``pretrained``: weights
+    from the ``checkpoint`` file, else random (a model directory's weights fill them)."""
     import open_clip
 
-    arch = str(params.clip_arch or "")
+    arch = str(arch or "")
     config = _arch_config(open_clip, arch)
-    path = Path(str(params.clip_checkpoint or ""))
+    path = Path(str(checkpoint or ""))
     state = read_state_dict(path) if pretrained else None  # a bad file fails before the build
     with _quiet_random_init_warning():
         clip = open_clip.create_model(

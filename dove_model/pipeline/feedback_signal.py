@@ -97,7 +97,7 @@ def export_on_signal(
 
 
 def _encoder_of(params: Params, root: Path, version: str, dst: Path) -> Any:
-    from dove_model.encoders import load_encoder
+    from dove_model.families.dispatch import load_encoder
     from dove_model.registry.promotion import download_version
 
     return load_encoder(download_version(params, version, dst / version, root=root))
@@ -138,7 +138,7 @@ def monitor_champion(project_root: str, params_file: str = "params.yaml") -> dic
     """The monitoring report of the champion's queries (None-valued when no champion)."""
     from dove_model.data.manifest import read_manifest
     from dove_model.data.prepare import prepared_dataset_dir
-    from dove_model.encoders import load_encoder
+    from dove_model.families.dispatch import load_encoder
     from dove_model.feedback.store import open_store
     from dove_model.monitoring.report import monitor, write_report
     from dove_model.pipeline.steps import download_champion_labelled

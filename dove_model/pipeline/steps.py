@@ -104,7 +104,8 @@ def train_step(params_yaml: str, dataset_path: str, model_path: str) -> Path:
     """Train into the Model artifact folder (the model directory, history, checkpoints).
 
     A retry of the task finds the checkpoints in the same folder and resumes."""
-    from dove_model.training.train import train, trained_model_dir
+    from dove_model.families.dispatch import train
+    from dove_model.training.run import trained_model_dir
 
     with recorded_failure(model_path):
         params = load_step_params(params_yaml)
@@ -118,7 +119,7 @@ def evaluate_step(
     """Evaluate on the test split and log the recalls to the KFP Metrics artifact. The gates
     are the register step's business (docs/pipeline.md, "Aliases and gates")."""
     from dove_model.evaluation.evaluate import evaluate
-    from dove_model.training.train import trained_model_dir
+    from dove_model.training.run import trained_model_dir
 
     with recorded_failure(metrics_path):
         params = load_step_params(params_yaml)
@@ -150,7 +151,7 @@ def register_step(
     it champion if the gates pass. Returns the verdict: ``passed`` when it became champion."""
     from dove_model.registry import detect_data_version, register
     from dove_model.registry.gates import GateVerdict
-    from dove_model.training.train import HISTORY_FILE, trained_model_dir
+    from dove_model.training.run import HISTORY_FILE, trained_model_dir
 
     with recorded_failure(registration_path):
         params = load_step_params(params_yaml)
@@ -189,7 +190,7 @@ def download_champion_labelled(
 ) -> tuple[Path, dict[str, str]]:
     """Download the champion under ``dst``: its model directory and the labels deploy's
     BentoML import gives it (version, alias, data version, fingerprint)."""
-    from dove_model.model.io import model_fingerprint
+    from dove_model.model.directory import model_fingerprint
     from dove_model.registry.promotion import download_version, resolve_champion
 
     champion = resolve_champion(params, root=root)

@@ -112,8 +112,9 @@ def download_champion(params: Params, dst: Path, *, root: Path | None = None) ->
 
 
 def alias_families(params: Params, *, root: Path | None = None) -> dict[str, str | None]:
-    """The model family of each alias's version (None where unset; "dove" for a version
-    registered before families were tagged)."""
+    """The model family of each alias's version (None where unset; the legacy family for a
+    version registered before families were tagged)."""
+    from dove_model.families.registry import LEGACY_FAMILY
     from dove_model.registry.register import FAMILY_TAG
 
     client, _ = _client(params, root)
@@ -121,5 +122,5 @@ def alias_families(params: Params, *, root: Path | None = None) -> dict[str, str
     families: dict[str, str | None] = {}
     for alias in ALIASES:
         version = aliases.version_by_alias(client, name, alias)
-        families[alias] = None if version is None else version.tags.get(FAMILY_TAG, "dove")
+        families[alias] = None if version is None else version.tags.get(FAMILY_TAG, LEGACY_FAMILY)
     return families

@@ -45,7 +45,7 @@ class DoveRetrievalModel(PythonModel):
     """Text and image encoders plus exhaustive DOVE search over the request's images."""
 
     def load_context(self, context: Any) -> None:
-        from dove_model.encoders import load_encoder
+        from dove_model.families.dispatch import load_encoder
 
         self.encoder = load_encoder(context.artifacts[MODEL_DIR_ARTIFACT], device="cpu")
 

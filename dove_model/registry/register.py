@@ -148,7 +148,8 @@ def _log_pyfunc(model_dir: Path) -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-    from dove_model.model.io import model_family
+    from dove_model.families.dispatch import pip_packages
+    from dove_model.model.directory import model_family
     from dove_model.registry.pyfunc_model import MODEL_DIR_ARTIFACT
 
     family = model_family(model_dir)
@@ -175,20 +176,21 @@ def _log_pyfunc(model_dir: Path) -> Any:
         artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
         signature=signature,
         input_example=pd.DataFrame({"text": ["many planes are parked at the airport"]}),
-        pip_requirements=_pip_requirements(family),
+        pip_requirements=_pip_requirements(pip_packages(model_dir)),
         metadata={FAMILY_TAG: family},
     )
 
 
 PYFUNC_PACKAGES = ("dove-ops", "mlflow", "torch", "torchvision", "timm", "safetensors", "numpy")
-DUAL_PACKAGES = ("transformers", "tokenizers", "open-clip-torch")  # the dual family's towers
 
 
-def _pip_requirements(family: str = "dove") -> list[str]:
+def _pip_requirements(family_packages: tuple[str, ...] = ()) -> list[str]:
+    """The common packages and the family's own (its spec's ``pip_packages``), pinned to
+    the installed versions."""
     from importlib.metadata import PackageNotFoundError, version
 
     pins = []
-    for package in PYFUNC_PACKAGES + (DUAL_PACKAGES if family == "dual" else ()):
+    for package in PYFUNC_PACKAGES + family_packages:
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
@@ -230,7 +232,7 @@ def download_model_dir(model_uri: str, dst: Path) -> Path:
     import mlflow
     import yaml
 
-    from dove_model.model.io import check_model_dir
+    from dove_model.families.dispatch import check_model_dir
 
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
     mlmodel = yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8"))
@@ -341,8 +343,9 @@ def register(
     import mlflow
     from mlflow import MlflowClient
 
-    from dove_model.model.io import check_model_dir, model_family
-    from dove_model.training.train import HISTORY_FILE
+    from dove_model.families.dispatch import check_model_dir
+    from dove_model.model.directory import model_family
+    from dove_model.training.run import HISTORY_FILE
 
     model_dir, metrics_file = Path(model_dir), Path(metrics_file)
     check_model_dir(model_dir)

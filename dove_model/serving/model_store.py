@@ -14,8 +14,9 @@ from pathlib import Path
 
 from dove_model.config import Params
 from dove_model.errors import ConfigError
-from dove_model.model.io import check_model_dir, model_fingerprint
-from dove_model.training.train import MODEL_SUBDIR
+from dove_model.families.dispatch import check_model_dir
+from dove_model.model.directory import model_fingerprint
+from dove_model.training.run import MODEL_SUBDIR
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ from PIL import Image
 
 from dove_model.errors import ConfigError
 from dove_model.index.archive import ArchiveIndex, check_archive, load_archive
-from dove_model.index.encoder import Encoder, family_of
+from dove_model.index.encoder import family_of
 from dove_model.index.versions import read_pointer, version_dir
+from dove_model.model.encoding import Encoder
 from dove_model.serving.coalesce import AsyncCoalescer
 from dove_model.serving.metrics import IndexMetrics, StepMetrics
 from dove_model.serving.model_store import model_dir_of
@@ -266,7 +267,7 @@ class ServiceRuntime:
 
 def load_encoder(config: ServingConfig) -> tuple[Encoder, dict[str, str]]:
     """The model from ``DOVE_MODEL_DIR`` if set, else from the BentoML store."""
-    from dove_model.encoders import load_encoder as encoder_of_dir
+    from dove_model.families.dispatch import load_encoder as encoder_of_dir
 
     if config.model_dir is not None:
         model_dir, labels = config.model_dir, {"tag": f"dir:{config.model_dir}"}

@@ -99,7 +99,7 @@ class ServiceInfo(BaseModel):
     alias: str
     data_version: str
     model_fingerprint: str
-    family: str = "dove"  # the model family: "dove" (two-stage) or "dual" (CLIP-style)
+    family: str  # the model family (families/registry.py)
     single_stage: bool = False  # True: the FAISS scores are the ranking (no re-rank step)
     # the number format a dual model's towers run in (serve.tower_precision, auto resolved)
     tower_precision: str = "float32"

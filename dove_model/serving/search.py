@@ -16,11 +16,12 @@ import pandas as pd
 from PIL import Image
 
 from dove_model.index.archive import ArchiveIndex
-from dove_model.index.encoder import Encoder, as_image_arrays, family_of, is_single_stage
+from dove_model.index.encoder import as_image_arrays, family_of, is_single_stage
 from dove_model.index.filtered import StoredVectors, filtered_search
 from dove_model.index.geo_filter import GeoFilter, GeoRows, image_mask
 from dove_model.index.vectors import is_compressed
 from dove_model.index.vectors import search as vector_search
+from dove_model.model.encoding import Encoder
 from dove_model.serving.metrics import Step, StepMetrics
 
 TEXT_TO_IMAGE = "text_to_image"

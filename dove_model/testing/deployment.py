@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from dove_model.config import ModelParams
 from dove_model.data.manifest import write_manifest
+from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dual.settings import DualSettings
 from dove_model.index.encoder import ImageArrays
 
 SCENES = {
@@ -33,20 +34,20 @@ def tiny_model_dir(
     *,
     seed: int = 0,
     embed_dim: int = 64,
-    model: ModelParams | None = None,
+    model: DoveSettings | None = None,
     eval_size: int = 64,
 ) -> Path:
     """An untrained DOVE model written in the model-directory format (contracts 3): small by
     default, or the architecture ``model`` describes (benchmarks time the real sizes)."""
     import torch
 
-    from dove_model.model.dove import DoveModel
-    from dove_model.model.io import save_model_dir
+    from dove_model.families.dove.io import save_model_dir
+    from dove_model.families.dove.model import DoveModel
+    from dove_model.families.dove.vocab import Vocabulary
     from dove_model.model.preprocess import preprocessing_for
-    from dove_model.model.vocab import Vocabulary
 
     torch.manual_seed(seed)
-    params = model or ModelParams(
+    params = model or DoveSettings(
         backbone="resnet18", pretrained=False, embed_dim=embed_dim, word_dim=32, vocab_min_freq=1
     )
     vocab = Vocabulary.build(captions, min_freq=1, max_len=params.max_len)
@@ -167,8 +168,8 @@ def train_dual_smoke(workdir: Path) -> tuple[Path, Path]:
 
     from dove_model.config import load_params
     from dove_model.data.prepare import prepare
+    from dove_model.families.dispatch import train
     from dove_model.testing.smoke import DUAL_SMOKE, write_smoke_project
-    from dove_model.training.train import train
 
     workdir = Path(workdir).resolve()
     params_file = write_smoke_project(workdir, DUAL_SMOKE)
@@ -187,11 +188,11 @@ def deploy_dual_smoke(workdir: Path) -> DemoDeployment:
     return deploy_model(workdir, dataset, model_dir)
 
 
-def untrained_dual_model_dir(target: Path, model: ModelParams, eval_size: int) -> Path:
+def untrained_dual_model_dir(target: Path, model: DualSettings, eval_size: int) -> Path:
     """A dual model of the architecture ``model`` describes with fresh projection heads (the
     pretrained towers from the offline stores): benchmarks time the real sizes."""
-    from dove_model.model.dual import assemble, build_towers
-    from dove_model.model.dual_io import save_dual_model_dir
+    from dove_model.families.dual.io import save_dual_model_dir
+    from dove_model.families.dual.model import assemble, build_towers
     from dove_model.model.preprocess import preprocessing_for
 
     image_tower, text_tower = build_towers(model, pretrained=True)

@@ -44,6 +44,7 @@ SMOKE_PARAMS: dict[str, Any] = {
                 "eval_size": 64,
                 "amp": False,
                 "model": {
+                    "family": "dove",
                     "backbone": "tf_efficientnet_lite0",  # offline ImageNet weights
                     "pretrained": True,
                     "embed_dim": 64,
@@ -85,13 +86,20 @@ DUAL_SMOKE: dict[str, Any] = {
 }
 
 
+def _replaces(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """A model of another family replaces the old model whole: their settings differ."""
+    return "family" in new and new["family"] != old.get("family")
+
+
 def smoke_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The smoke configuration with ``overrides`` merged in (nested dicts merge)."""
+    """The smoke configuration with ``overrides`` merged in (nested dicts merge, except a
+    model of another family, which replaces the model whole)."""
     merged = deepcopy(SMOKE_PARAMS)
 
     def merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
         for key, value in extra.items():
-            if isinstance(value, dict) and isinstance(into.get(key), dict):
+            old = into.get(key)
+            if isinstance(value, dict) and isinstance(old, dict) and not _replaces(old, value):
                 merge(into[key], value)
             else:
                 into[key] = deepcopy(value)

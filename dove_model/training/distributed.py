@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -67,3 +68,14 @@ def gather_objects(info: DistInfo, value: object) -> list[object]:
     out: list[object] = [None] * info.world_size
     dist.all_gather_object(out, value)
     return out
+
+
+def average_gradients(info: DistInfo, parameters: Iterable[torch.nn.Parameter]) -> None:
+    """Data parallelism for a step that is not one ``forward`` (DDP's wrapper needs one):
+    each parameter's gradient becomes its mean over the ranks. A no-op in one process."""
+    if not info.enabled:
+        return
+    for parameter in parameters:
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+            parameter.grad /= info.world_size

@@ -19,11 +19,11 @@ import yaml
 
 from dove_model.config import Params, load_params
 from dove_model.evaluation.evaluate import evaluate
+from dove_model.families.dispatch import train
 from dove_model.registry import alias_state, detect_data_version, register
 from dove_model.registry.promotion import alias_families
 from dove_model.registry.register import FAMILY_TAG
 from dove_model.testing.smoke import DUAL_SMOKE
-from dove_model.training.train import train
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore")]
 

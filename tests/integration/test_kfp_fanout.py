@@ -61,7 +61,7 @@ def test_every_shard_ran_and_the_merge_collected_them(fanout_run) -> None:
 
 
 def _search(folder: Path, model_dir: Path, params: Params) -> tuple[list, np.ndarray]:
-    from dove_model.encoders import load_encoder
+    from dove_model.families.dispatch import load_encoder
     from dove_model.index import load_archive
     from dove_model.serving.search import Searcher
 

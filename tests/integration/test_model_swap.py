@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from dove_model.config import Params
-from dove_model.model.io import model_fingerprint
+from dove_model.model.directory import model_fingerprint
 from dove_model.serving.deploy import deploy
 from dove_model.serving.launch import ServiceProcess, running_service, serving_env
 from dove_model.testing.deployment import (

@@ -97,7 +97,7 @@ TRAIN_SCRIPT = """
 import sys, torch
 from pathlib import Path
 from dove_model.config import load_params
-from dove_model.training.train import train
+from dove_model.families.dispatch import train
 torch.set_num_threads(1)
 params = load_params(sys.argv[1])
 train(Path(sys.argv[2]), params, Path(sys.argv[3]), progress=False)
@@ -114,7 +114,7 @@ def _completed_epochs(out_dir: Path) -> int:
 def test_killed_training_resumes_from_the_last_checkpoint(
     trained: tuple[Path, Params], tmp_path: Path
 ) -> None:
-    from dove_model.training.train import train
+    from dove_model.families.dispatch import train
 
     root, params = trained
     dataset = root / params.data.prepared_dir / params.data.name

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from dove_model.model.io import model_fingerprint
+from dove_model.model.directory import model_fingerprint
 from dove_model.serving.launch import PROJECT_ROOT, running_service, serving_env
 from dove_model.testing.deployment import deploy_synthetic
 

@@ -10,7 +10,7 @@ import pytest
 
 from dove_model.config import parse_params
 from dove_model.index import load_archive
-from dove_model.model.io import model_fingerprint
+from dove_model.model.directory import model_fingerprint
 from dove_model.registry import detect_data_version
 from dove_model.registry import register as register_model
 from dove_model.serving.deploy import deploy

@@ -17,9 +17,9 @@ import pytest
 from shapely.geometry import box, shape
 
 from dove_model.config import Params
+from dove_model.families.dove.inference import DoveEncoder
 from dove_model.geo.outputs import read_chips
 from dove_model.index.incremental import update_index_with
-from dove_model.inference import DoveEncoder
 from dove_model.serving.launch import ServiceProcess
 from dove_model.testing.bad_input import BAD_GEO_QUERIES, error_text, png_bytes
 from dove_model.testing.deployment import (

@@ -13,7 +13,13 @@ import yaml
 from dove_model.config import DataParams, Params, SynthParams, parse_params
 from dove_model.data.prepare import prepare
 
-TINY_MODEL = {"backbone": "resnet18", "embed_dim": 32, "word_dim": 16, "vocab_min_freq": 1}
+TINY_MODEL = {
+    "family": "dove",
+    "backbone": "resnet18",
+    "embed_dim": 32,
+    "word_dim": 16,
+    "vocab_min_freq": 1,
+}
 DOVE = str(Path(sys.executable).parent / "dove")
 
 

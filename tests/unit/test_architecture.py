@@ -1,9 +1,13 @@
 """The import graph runs downhill only (docs/contracts.md, "Layers").
 
 Each package (or top-level module) of ``dove_model`` has a rank; a module may import only
-from packages of a lower rank (imports inside one package are free). Nothing in the library
-imports the top-level shells (``components``, ``dags``, ``service.py``, ``infra``), and the
-test-support package is imported by no product code.
+from packages of a lower rank (imports inside one package are free). Two kinds of module in
+``families`` sit low on purpose: the family registry (names -> packages, imported lazily) and
+each family's ``settings.py`` (plain pydantic data), so that ``config.py`` can validate every
+family's settings without importing model code. Nothing in the library imports the top-level
+shells (``components``, ``dags``, ``service.py``, ``infra``), the test-support package is
+imported by no product code, and no module imports itself back through a circle. Imports
+under ``if TYPE_CHECKING:`` are annotations only and are not counted.
 """
 
 from __future__ import annotations
@@ -20,21 +24,22 @@ TOP_LEVEL_SHELLS = ("components", "dags", "service", "infra")
 # lower ranks are lower layers; a package imports only from strictly lower ranks
 RANKS = {
     "errors": 0,
+    "families.registry": 0.5,  # family name -> package, imported lazily
     "atomic": 0,
     "hashing": 0,
     "allocator": 0,  # the C library only
     "loop_params": 0.5,  # the feedback/monitoring sections config.py adds
     "device": 1,  # raises errors.ConfigError
     "config": 1,
-    "model": 2,
+    "families.settings": 1.2,  # each family's settings: data, validated by config
+    "metrics": 1.5,  # recall metrics: numpy only
+    "model": 2,  # what families share: towers, preprocessing, views, losses, the model dir
     "data": 3,
     "geo": 3.5,  # scenes -> georeferenced chips (a dataset in data's layout)
     "quality": 4,
-    "inference": 5,
-    "dual_inference": 5.5,  # the dual family behind inference's API
-    "encoders": 5.7,  # model directory -> DoveEncoder | DualEncoder
-    "evaluation": 6,
-    "training": 7,
+    "training": 5,  # what every family's training gets (training/run.py)
+    "families": 6,  # one folder per family + the contract and the dispatch
+    "evaluation": 7,
     "index": 8,
     "feedback": 8.5,  # query log, relevance feedback, export to a data version
     "monitoring": 8.7,  # drift of the queries, online proxies, the daily report
@@ -49,14 +54,42 @@ RANKS = {
 }
 
 
+def layer_of(module: str) -> str:
+    """The layer of a module named relative to ``dove_model`` (``families.dove.settings``)."""
+    parts = module.split(".")
+    if parts[0] == "families" and parts[1:] == ["registry"]:
+        return "families.registry"
+    if parts[0] == "families" and len(parts) == 3 and parts[2] == "settings":
+        return "families.settings"
+    return parts[0]
+
+
+def module_of(path: Path) -> str:
+    return ".".join(path.relative_to(LIBRARY).with_suffix("").parts)
+
+
 def package_of(path: Path) -> str:
-    part = path.relative_to(LIBRARY).parts[0]
-    return part.removesuffix(".py")
+    return layer_of(module_of(path))
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                inside.update(id(n) for n in ast.walk(child))
+    return inside
 
 
 def imports(path: Path) -> Iterator[tuple[int, str]]:
-    """(line, absolute module name) of every import in ``path``, nested ones included."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    """(line, absolute module name) of every import in ``path``, nested ones included, those
+    for type checking only left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = _type_checking_nodes(tree)
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name
@@ -93,7 +126,7 @@ def test_imports_run_downhill() -> None:
             parts = name.split(".")
             if parts[0] != "dove_model" or len(parts) < 2:
                 continue
-            target = parts[1]
+            target = layer_of(".".join(parts[1:]))
             if target != source and RANKS.get(target, 99) >= RANKS[source]:
                 upward.append(f"{path.relative_to(LIBRARY)}:{line} ({source}) imports {name}")
     assert not upward, "imports that run up a layer:\n" + "\n".join(upward)
@@ -116,3 +149,51 @@ def test_top_level_shells_import_the_library_not_each_other_upward(shell: str) -
         if name.split(".")[0] in {*TOP_LEVEL_SHELLS, "dove_model"} - allowed - {shell}
     ]
     assert not wrong, "\n".join(wrong)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Library module -> the library modules it imports (a package import counts as its
+    ``__init__``; ``from package import module`` as the module)."""
+    modules = {"dove_model." + module_of(p).removesuffix(".__init__"): p for p in library_files()}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph[name] = {t for t in _imported_modules(path, modules) if t != name}
+    return graph
+
+
+def _imported_modules(path: Path, modules: dict[str, Path]) -> Iterator[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = _type_checking_nodes(tree)
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            submodules = [f"{node.module}.{a.name}" for a in node.names]
+            found = [s for s in submodules if s in modules]
+            yield from found
+            if len(found) < len(submodules) and node.module in modules:
+                yield node.module
+
+
+def test_no_import_circles() -> None:
+    """No module reaches itself through its imports (lazy ones included): a circle means
+    two modules that are really one, or a constant in the wrong place."""
+    graph = _import_graph()
+    circles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                circles.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)

@@ -30,7 +30,13 @@ TINY_PAPER = {
     "eval_size": 64,
     "rotation_degrees": 0,
     "feature_cache": False,
-    "model": {"freeze_backbone": False, "pretrained": True, "embed_dim": 16, "word_dim": 8},
+    "model": {
+        "family": "dove",
+        "freeze_backbone": False,
+        "pretrained": True,
+        "embed_dim": 16,
+        "word_dim": 8,
+    },
 }
 
 

@@ -22,7 +22,13 @@ TINY = {
     "eval_size": 64,
     "rotation_degrees": 0,
     "amp": False,
-    "model": {"backbone": "resnet18", "embed_dim": 16, "word_dim": 8, "vocab_min_freq": 1},
+    "model": {
+        "family": "dove",
+        "backbone": "resnet18",
+        "embed_dim": 16,
+        "word_dim": 8,
+        "vocab_min_freq": 1,
+    },
 }
 
 

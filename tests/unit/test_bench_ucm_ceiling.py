@@ -9,7 +9,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from dove_model.evaluation.metrics import retrieval_metrics, tie_averaged_metrics
+from dove_model.metrics import retrieval_metrics, tie_averaged_metrics
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from dove_model.config import ModelParams, load_params
+from dove_model.config import load_params
 from dove_model.data.prepare import prepare
 from dove_model.errors import ConfigError
 from dove_model.model.clip_towers import ClipImageTower, open_clip_towers
@@ -62,10 +62,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Pat
     return model, checkpoint
 
 
-def _params(arch: str, checkpoint: Path) -> ModelParams:
-    return ModelParams(
-        family="dual", text_tower="open_clip", clip_arch=arch, clip_checkpoint=str(checkpoint)
-    )
+def _params(arch: str, checkpoint: Path) -> tuple[str, str]:
+    return arch, str(checkpoint)
 
 
 def _same_outputs(towers: tuple[torch.nn.Module, torch.nn.Module], model: Any) -> None:
@@ -79,7 +77,7 @@ def _same_outputs(towers: tuple[torch.nn.Module, torch.nn.Module], model: Any) -
 
 def test_remoteclip_state_dict_loads_and_towers_match_the_model(tiny: Any) -> None:
     model, checkpoint = tiny
-    towers = open_clip_towers(_params(TINY, checkpoint), pretrained=True)
+    towers = open_clip_towers(*_params(TINY, checkpoint), pretrained=True)
     _same_outputs(towers, model)
     image, text = towers
     assert isinstance(image, ClipImageTower)
@@ -98,7 +96,7 @@ def test_wrapped_ddp_checkpoint_loads(tiny: Any, tmp_path: Path) -> None:
     wrapped = {"epoch": 3, "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}
     torch.save(wrapped, tmp_path / "georsclip.pt")
     _same_outputs(
-        open_clip_towers(_params(TINY, tmp_path / "georsclip.pt"), pretrained=True), model
+        open_clip_towers(*_params(TINY, tmp_path / "georsclip.pt"), pretrained=True), model
     )
 
 
@@ -107,22 +105,22 @@ def test_safetensors_checkpoint_loads(tiny: Any, tmp_path: Path) -> None:
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp_path / "tiny.safetensors"))
     _same_outputs(
-        open_clip_towers(_params(TINY, tmp_path / "tiny.safetensors"), pretrained=True), model
+        open_clip_towers(*_params(TINY, tmp_path / "tiny.safetensors"), pretrained=True), model
     )
 
 
 def test_wrong_architecture_is_a_config_error(tiny: Any) -> None:
     _, checkpoint = tiny
     with pytest.raises(ConfigError, match=rf"does not fit model.clip_arch '{NARROW}'.*shape"):
-        open_clip_towers(_params(NARROW, checkpoint), pretrained=True)
+        open_clip_towers(*_params(NARROW, checkpoint), pretrained=True)
 
 
 def test_unknown_architecture_and_missing_file_are_config_errors(tiny: Any, tmp_path: Path) -> None:
     _, checkpoint = tiny
     with pytest.raises(ConfigError, match="list_models"):
-        open_clip_towers(_params("ViT-Nope-99", checkpoint), pretrained=True)
+        open_clip_towers(*_params("ViT-Nope-99", checkpoint), pretrained=True)
     with pytest.raises(ConfigError, match="file not found"):
-        open_clip_towers(_params(TINY, tmp_path / "absent.pt"), pretrained=True)
+        open_clip_towers(*_params(TINY, tmp_path / "absent.pt"), pretrained=True)
 
 
 class _Payload:
@@ -142,7 +140,7 @@ def test_pickled_objects_are_refused_and_never_run(tiny: Any, tmp_path: Path) ->
     torch.save(model, tmp_path / "whole-module.pt")
     for name in ("evil.pt", "whole-module.pt"):
         with pytest.raises(ConfigError, match="pickled object"):
-            open_clip_towers(_params(TINY, tmp_path / name), pretrained=True)
+            open_clip_towers(*_params(TINY, tmp_path / name), pretrained=True)
     assert not marker.exists()
 
 
@@ -188,8 +186,7 @@ def test_cli_exits_2_on_a_wrong_architecture_or_a_pickled_file(
 def test_tiny_clip_trains_encodes_and_reloads_without_its_checkpoint(
     tiny: Any, project: Path, tmp_path: Path
 ) -> None:
-    from dove_model.encoders import load_encoder
-    from dove_model.training.train import train
+    from dove_model.families.dispatch import load_encoder, train
 
     _, original = tiny
     checkpoint = tmp_path / "tiny.pt"

@@ -14,12 +14,7 @@ from dove_model.config import load_params
 from dove_model.data.manifest import load_split
 from dove_model.data.prepare import prepare
 from dove_model.errors import ConfigError
-from dove_model.evaluation.metrics import random_chance_metrics, retrieval_metrics
-from dove_model.model import dual_towers
-from dove_model.model.dual_towers import MiniLMTower, create_image_tower
-from dove_model.model.preprocess import eval_transform, load_image, preprocessing_for
-from dove_model.testing.smoke import write_smoke_project
-from dove_model.training.dual_fit import (
+from dove_model.families.dual.fit import (
     DualRecipe,
     TowerFeatures,
     encode_split,
@@ -29,6 +24,11 @@ from dove_model.training.dual_fit import (
     split_scores,
     subset,
 )
+from dove_model.metrics import random_chance_metrics, retrieval_metrics
+from dove_model.model import towers as dual_towers
+from dove_model.model.preprocess import eval_transform, load_image, preprocessing_for
+from dove_model.model.towers import MiniLMTower, create_image_tower
+from dove_model.testing.smoke import write_smoke_project
 
 SMALL = DualRecipe(embed_dim=32, hidden=64, epochs=8, batch_size=32)
 
@@ -148,7 +148,7 @@ def test_every_view_of_each_image_is_cached_the_image_itself_first(synthetic_sce
 
 @pytest.mark.parametrize("n_captions", [1, 20, 32, 50, 5000])
 def test_the_schedule_runs_every_step_of_short_and_long_runs(n_captions: int) -> None:
-    from dove_model.training.dual_fit import one_cycle
+    from dove_model.families.dual.fit import one_cycle
 
     recipe = DualRecipe(epochs=2, batch_size=10)
     optimiser = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=recipe.lr)
@@ -161,7 +161,7 @@ def test_the_schedule_runs_every_step_of_short_and_long_runs(n_captions: int) ->
 
 def test_each_parameter_group_peaks_at_its_own_learning_rate() -> None:
     """LiT's text layers learn 20x slower than the heads; one shared peak would wreck them."""
-    from dove_model.training.dual_fit import one_cycle
+    from dove_model.families.dual.fit import one_cycle
 
     recipe = DualRecipe(epochs=4, batch_size=10)
     groups = [
@@ -200,7 +200,7 @@ def scattered_maps(n_scenes: int, seed: int) -> TowerFeatures:
 
 
 def test_an_attention_pool_weights_the_positions_its_score_picks() -> None:
-    from dove_model.model.dual_heads import AttentionPool
+    from dove_model.families.dual.heads import AttentionPool
 
     maps = scattered_maps(12, seed=2).image_views[0].float()
     pool = AttentionPool(17)
@@ -223,7 +223,7 @@ def test_heads_on_feature_maps_train_their_pool_and_beat_chance() -> None:
 
 
 def test_an_untrained_attention_pool_is_average_pooling() -> None:
-    from dove_model.model.dual_heads import new_dual_heads
+    from dove_model.families.dual.heads import new_dual_heads
 
     heads = new_dual_heads(17, 24, 8, 0, 0.0, attention_pool=True)
     maps = scattered_maps(12, seed=1).image_views[0].float()

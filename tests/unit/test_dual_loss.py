@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dove_model.model.dual_loss import info_nce, initial_logit_scale
+from dove_model.model.contrastive import info_nce, initial_logit_scale
 
 
 def scale(value: float) -> torch.Tensor:

@@ -14,13 +14,12 @@ import yaml
 from dove_model.config import Params, load_params
 from dove_model.data.manifest import load_split
 from dove_model.data.prepare import prepare
-from dove_model.dual_inference import DualEncoder
-from dove_model.encoders import load_encoder
 from dove_model.errors import ConfigError
-from dove_model.inference import DoveEncoder
+from dove_model.families.dispatch import load_encoder, train
+from dove_model.families.dove.inference import DoveEncoder
+from dove_model.families.dual.inference import DualEncoder
 from dove_model.model.preprocess import load_image
 from dove_model.testing.smoke import DUAL_SMOKE, write_smoke_project
-from dove_model.training.train import train
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -135,7 +134,7 @@ def test_a_dove_directory_without_a_family_still_loads_as_dove(
 
 def test_dual_gpu_recipe_fine_tunes_both_towers(project: tuple[Path, Params, Path]) -> None:
     """``feature_cache: false``: the towers train too (a few steps on CPU here)."""
-    from dove_model.model.dual_towers import create_image_tower
+    from dove_model.model.towers import create_image_tower
 
     root, _, dataset = project
     raw = yaml.safe_load((root / "params.yaml").read_text())
@@ -161,7 +160,7 @@ def test_lit_tuning_trains_the_text_towers_top_layers_only(
 ) -> None:
     """``text_tune_layers``: the top text layers change, the lower ones and the image tower
     keep their pretrained weights, and the saved model scores with the tuned layers."""
-    from dove_model.model.dual_towers import MiniLMTower
+    from dove_model.model.towers import MiniLMTower
 
     root, _, dataset = project
     raw = yaml.safe_load((root / "params.yaml").read_text())
@@ -184,7 +183,7 @@ def test_lit_tuning_trains_the_text_towers_top_layers_only(
 
 def test_the_tuned_top_reproduces_the_tower_on_cached_states() -> None:
     """The cached-states path equals the tower's own forward (guards a transformers upgrade)."""
-    from dove_model.model.dual_towers import MiniLMTower
+    from dove_model.model.towers import MiniLMTower
 
     tower = MiniLMTower.pretrained().eval()
     texts = ["two white storage tanks next to a road", "a plane", "a long dense residential area"]
@@ -200,7 +199,7 @@ def test_a_shallower_text_tower_trains_saves_and_reloads_at_its_depth(
 ) -> None:
     """``text_depth: 2``: the first two MiniLM layers, mean-pooled, are the text features; the
     model directory rebuilds exactly that tower."""
-    from dove_model.model.dual_towers import MiniLMTower
+    from dove_model.model.towers import MiniLMTower
 
     root, _, dataset = project
     raw = yaml.safe_load((root / "params.yaml").read_text())
@@ -228,8 +227,8 @@ def test_an_attention_pooled_model_caches_maps_trains_its_pool_and_reloads(
 ) -> None:
     """``image_pool: attention``: the cache holds each view's feature map (float16), the heads
     learn the pool, and the model directory rebuilds the unpooled tower and the same pool."""
+    from dove_model.families.dual.fit import load_features
     from dove_model.model.views import dihedral_views
-    from dove_model.training.dual_fit import load_features
 
     root, _, dataset = project
     raw = yaml.safe_load((root / "params.yaml").read_text())
@@ -255,11 +254,11 @@ def test_an_attention_pooled_model_caches_maps_trains_its_pool_and_reloads(
 
 
 def test_attention_pooling_needs_a_timm_image_tower() -> None:
-    from dove_model.config import ModelParams
+    from dove_model.families.dual.settings import DualSettings
 
-    assert ModelParams(family="dual").image_pool == "mean"  # old directories: mean
+    assert DualSettings(family="dual").image_pool == "mean"  # old directories: mean
     with pytest.raises(ValueError, match="image_pool attention needs a timm image tower"):
-        ModelParams(
+        DualSettings(
             family="dual",
             text_tower="open_clip",
             clip_arch="ViT-B-32",

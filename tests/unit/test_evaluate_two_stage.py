@@ -6,13 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from dove_model.config import ModelParams
 from dove_model.evaluation.evaluate import top_k, two_stage_scores
-from dove_model.evaluation.metrics import retrieval_metrics
-from dove_model.inference import DoveEncoder, ImageParts, TextParts, _caption_major_chunks
-from dove_model.model.dove import DoveModel, ImageEmbeddings, TextEmbeddings
-from dove_model.model.visual import PooledFeatures
-from dove_model.model.vocab import Vocabulary
+from dove_model.families.dove.inference import (
+    DoveEncoder,
+    ImageParts,
+    TextParts,
+    _caption_major_chunks,
+)
+from dove_model.families.dove.model import DoveModel, ImageEmbeddings, TextEmbeddings
+from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dove.visual import PooledFeatures
+from dove_model.families.dove.vocab import Vocabulary
+from dove_model.metrics import retrieval_metrics
 
 TINY = {"backbone": "resnet18", "embed_dim": 16, "word_dim": 8, "vocab_min_freq": 1}
 WORDS = ["a", "red", "house", "near", "the", "river", "green", "field", "trees", "road"]
@@ -27,7 +32,7 @@ def random_captions(n: int, seed: int) -> list[str]:
 
 def tiny_setup(**overrides: object) -> Setup:
     torch.manual_seed(0)
-    params = ModelParams(**{**TINY, **overrides})
+    params = DoveSettings(**{**TINY, **overrides})
     captions = random_captions(N_CAPTIONS, seed=1)
     vocab = Vocabulary.build(captions, min_freq=1, max_len=params.max_len)
     model = DoveModel(params, len(vocab)).eval()

@@ -70,7 +70,7 @@ def test_no_pairs_or_no_champion_is_nothing_to_refuse() -> None:
 
 
 def test_feedback_recall_runs_a_real_encoder_on_the_eval_pairs(tmp_path: Path) -> None:
-    from dove_model.encoders import load_encoder
+    from dove_model.families.dispatch import load_encoder
     from dove_model.testing.deployment import synthetic_dataset, tiny_model_dir
 
     dataset = synthetic_dataset(tmp_path / "data", per_scene=2, size=64)

@@ -12,13 +12,13 @@ import torch
 from PIL import Image
 
 from dove_model.config import IndexParams, Params
+from dove_model.families.dove.inference import DoveEncoder
 from dove_model.index import load_archive
 from dove_model.index.build import build_index_with
 from dove_model.index.encoder import ImageArrays
 from dove_model.index.filtered import filtered_search, is_selective
 from dove_model.index.geo_filter import GeoFilterError, parse_filter
 from dove_model.index.vectors import build_vector_index
-from dove_model.inference import DoveEncoder
 from dove_model.serving.search import Searcher
 from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
 from dove_model.testing.geo_index import write_chips

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from dove_model.config import Params
+from dove_model.families.dove.inference import DoveEncoder
 from dove_model.index import build_index, load_archive
 from dove_model.index.encoder import ImageArrays
-from dove_model.inference import DoveEncoder
 from dove_model.serving.search import Searcher
 from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
 
@@ -92,7 +92,7 @@ def test_fewer_candidates_than_asked_are_dropped_not_padded(tmp_path: Path) -> N
 
     from dove_model.config import IndexParams
     from dove_model.index.archive import write_archive
-    from dove_model.model.io import model_fingerprint
+    from dove_model.model.directory import model_fingerprint
     from dove_model.testing.deployment import random_archive
 
     model = tiny_model_dir(tmp_path / "model", ["a blue lake"])

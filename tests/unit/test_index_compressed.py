@@ -16,6 +16,7 @@ import torch
 
 from dove_model.config import IndexParams, Params
 from dove_model.errors import ConfigError
+from dove_model.families.dove.inference import DoveEncoder
 from dove_model.index import build_index_with, load_archive
 from dove_model.index.archive import write_archive
 from dove_model.index.incremental import update_index_with
@@ -27,7 +28,6 @@ from dove_model.index.vectors import (
     save_vector_index,
     search,
 )
-from dove_model.inference import DoveEncoder
 from dove_model.testing.deployment import SCENES, random_archive, synthetic_dataset, tiny_model_dir
 
 KINDS = ("ivf_pq", "hnsw_sq8")

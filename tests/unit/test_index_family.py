@@ -18,7 +18,7 @@ from dove_model.index.archive import IndexMismatchError, load_archive, write_arc
 from dove_model.index.build import build_index_with
 from dove_model.index.incremental import RebuildNeededError, update_index_with
 from dove_model.index.shards import ShardSpec, build_shard_with, merge_shards
-from dove_model.inference import ImageParts, TextParts
+from dove_model.model.encoding import ImageParts, TextParts
 from dove_model.serving.metrics import StepMetrics
 from dove_model.serving.search import Searcher
 from dove_model.testing.deployment import random_archive, synthetic_dataset

@@ -14,13 +14,13 @@ import torch
 
 from dove_model.config import Params
 from dove_model.data.manifest import read_manifest
+from dove_model.families.dove.inference import DoveEncoder
 from dove_model.index import load_archive
 from dove_model.index.build import build_index_with
 from dove_model.index.geo_meta import GEO_FILE
 from dove_model.index.incremental import update_index_with
 from dove_model.index.shards import ShardSpec, build_shard_with, merge_shards
 from dove_model.index.versions import is_versioned
-from dove_model.inference import DoveEncoder
 from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
 from dove_model.testing.geo_index import write_chips
 

@@ -17,9 +17,9 @@ from PIL import Image
 
 from dove_model.config import Params
 from dove_model.errors import DataFormatError
+from dove_model.families.dove.inference import DoveEncoder
 from dove_model.index import build_index_with, load_archive
 from dove_model.index.incremental import RebuildNeededError, update_index_with
-from dove_model.inference import DoveEncoder
 from dove_model.serving.search import Searcher
 from dove_model.testing.deployment import SCENES, scene_image, synthetic_dataset, tiny_model_dir
 

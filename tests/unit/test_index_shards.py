@@ -17,6 +17,7 @@ from PIL import Image
 
 from dove_model.config import IndexParams, Params
 from dove_model.errors import ConfigError
+from dove_model.families.dove.inference import DoveEncoder
 from dove_model.index import build_index_with, load_archive
 from dove_model.index.build import resolve_source
 from dove_model.index.shards import (
@@ -26,7 +27,6 @@ from dove_model.index.shards import (
     select_shard,
     shard_of,
 )
-from dove_model.inference import DoveEncoder
 from dove_model.serving.search import Searcher
 from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
 from dove_model.testing.ranking import assert_same_ranking

@@ -10,19 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
-from dove_model.inference import DoveEncoder
-from dove_model.model.dove import DoveModel
-from dove_model.model.io import (
-    MODEL_DIR_FILES,
-    WEIGHTS_FILE,
-    check_model_dir,
-    model_fingerprint,
-    save_model_dir,
-)
+from dove_model.families.dispatch import check_model_dir
+from dove_model.families.dove.inference import DoveEncoder
+from dove_model.families.dove.io import MODEL_DIR_FILES, save_model_dir
+from dove_model.families.dove.model import DoveModel
+from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dove.vocab import Vocabulary
+from dove_model.model.directory import WEIGHTS_FILE, model_fingerprint
 from dove_model.model.preprocess import preprocessing_for
-from dove_model.model.vocab import Vocabulary
 
 CAPTIONS = ["a red house near a river", "green field with trees", "a grey road"]
 
@@ -30,7 +26,7 @@ CAPTIONS = ["a red house near a river", "green field with trees", "a grey road"]
 def write_model(target: Path, **overrides: object) -> Path:
     torch.manual_seed(0)
     tiny = {"backbone": "resnet18", "embed_dim": 16, "word_dim": 8, "vocab_min_freq": 1}
-    params = ModelParams(**{**tiny, **overrides})
+    params = DoveSettings(**{**tiny, **overrides})
     vocab = Vocabulary.build(CAPTIONS, min_freq=1, max_len=params.max_len)
     return save_model_dir(
         DoveModel(params, len(vocab)), vocab, 64, target, preprocessing_for(params.backbone)

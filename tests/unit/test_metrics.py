@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from dove_model.evaluation.metrics import (
+from dove_model.metrics import (
     RECALL_KEYS,
     random_chance_metrics,
     retrieval_metrics,

@@ -8,12 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
-from dove_model.model.dove import DoveModel
-from dove_model.model.loss import ranking_loss
-from dove_model.model.visual import Backbone, create_timm_backbone, grid_boxes, load_boxes_file
-from dove_model.model.vocab import UNK_ID, Vocabulary
+from dove_model.families.dove.loss import ranking_loss
+from dove_model.families.dove.model import DoveModel
+from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dove.visual import (
+    Backbone,
+    create_timm_backbone,
+    grid_boxes,
+    load_boxes_file,
+)
+from dove_model.families.dove.vocab import UNK_ID, Vocabulary
 
 TINY = {"backbone": "resnet18", "embed_dim": 16, "word_dim": 8, "vocab_min_freq": 1}
 CAPTIONS = ["a red house near a river", "green field with trees", "a grey road"]
@@ -21,7 +26,7 @@ CAPTIONS = ["a red house near a river", "green field with trees", "a grey road"]
 
 def tiny_model(**overrides: object) -> tuple[DoveModel, Vocabulary]:
     torch.manual_seed(0)
-    params = ModelParams(**{**TINY, **overrides})
+    params = DoveSettings(**{**TINY, **overrides})
     vocab = Vocabulary.build(CAPTIONS, min_freq=1, max_len=params.max_len)
     return DoveModel(params, len(vocab)), vocab
 
@@ -134,7 +139,7 @@ def test_grid_and_detector_boxes(tmp_path: Path) -> None:
 
 
 def test_pretrained_without_weights_says_what_is_missing(tmp_path: Path) -> None:
-    params = ModelParams(**TINY, pretrained=True, pretrained_path=str(tmp_path / "none.pth"))
+    params = DoveSettings(**TINY, pretrained=True, pretrained_path=str(tmp_path / "none.pth"))
     with pytest.raises(ConfigError, match=r"none\.pth.*pretrained"):
         create_timm_backbone(params)
 
@@ -146,14 +151,14 @@ def test_pretrained_weights_from_a_local_file(tmp_path: Path) -> None:
     source = timm.create_model("resnet18", pretrained=False)
     weights_file = tmp_path / "resnet18.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(weights_file))
-    params = ModelParams(**TINY, pretrained=True, pretrained_path=str(weights_file))
+    params = DoveSettings(**TINY, pretrained=True, pretrained_path=str(weights_file))
     backbone = create_timm_backbone(params)
     assert torch.equal(backbone.conv1.weight, source.conv1.weight)
 
 
 def turned_backbone(rotations: int, **overrides: object) -> Backbone:
     torch.manual_seed(0)
-    params = ModelParams(**{**TINY, "region_grids": [2, 3], **overrides}, tta_rotations=rotations)
+    params = DoveSettings(**{**TINY, "region_grids": [2, 3], **overrides}, tta_rotations=rotations)
     return Backbone(params).eval()
 
 
@@ -190,7 +195,7 @@ def test_the_feature_cache_key_names_the_views_and_keeps_single_view_keys(
     import hashlib
 
     from dove_model.model.preprocess import Preprocessing
-    from dove_model.training import feature_cache
+    from dove_model.families.dove import feature_cache
 
     monkeypatch.setattr(feature_cache, "split_digest", lambda split: "images")
     prep = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

@@ -9,15 +9,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from dove_model.config import DataParams, ModelParams, Params, SynthParams, parse_params
+from dove_model.config import DataParams, Params, SynthParams, parse_params
 from dove_model.data.manifest import load_split
 from dove_model.data.prepare import prepare
 from dove_model.errors import ConfigError
-from dove_model.model.dove import DoveModel
-from dove_model.model.io import load_model_dir
-from dove_model.model.text import init_word_embeddings
-from dove_model.model.vocab import PAD_ID, UNK_ID, Vocabulary
-from dove_model.training.train import train
+from dove_model.families.dispatch import train
+from dove_model.families.dove.io import load_model_dir
+from dove_model.families.dove.model import DoveModel
+from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dove.text import init_word_embeddings
+from dove_model.families.dove.vocab import PAD_ID, UNK_ID, Vocabulary
 
 TINY = {"backbone": "resnet18", "embed_dim": 16, "word_dim": 4, "vocab_min_freq": 1}
 CAPTIONS = ["a red house near a river", "green field with trees", "a grey road"]
@@ -31,7 +32,7 @@ def write_vectors(path: Path, rows: dict[str, list[float]], extra: str = "") -> 
 
 def tiny_model() -> tuple[DoveModel, Vocabulary]:
     torch.manual_seed(0)
-    params = ModelParams(**TINY)
+    params = DoveSettings(**TINY)
     vocab = Vocabulary.build(CAPTIONS, min_freq=1, max_len=params.max_len)
     return DoveModel(params, len(vocab)), vocab
 
@@ -88,7 +89,13 @@ def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ training
-TRAIN_MODEL = {"backbone": "resnet18", "embed_dim": 16, "word_dim": 8, "vocab_min_freq": 1}
+TRAIN_MODEL = {
+    "family": "dove",
+    "backbone": "resnet18",
+    "embed_dim": 16,
+    "word_dim": 8,
+    "vocab_min_freq": 1,
+}
 
 
 def train_params(tmp: Path, glove: Path | None, **profile: Any) -> Params:

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from dove_model.config import Params
+from dove_model.families.dove.inference import DoveEncoder
 from dove_model.index import build_index, load_archive
-from dove_model.inference import DoveEncoder
-from dove_model.model.io import CONFIG_FILE, read_model_config
+from dove_model.model.directory import CONFIG_FILE, read_model_config
 from dove_model.model.preprocess import (
     IMAGENET_MEAN,
     LEGACY,

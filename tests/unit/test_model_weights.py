@@ -12,12 +12,12 @@ import timm
 import torch
 from safetensors.torch import load_file
 
-from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
+from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dove.visual import Backbone
 from dove_model.hashing import sha256_file
 from dove_model.model import weights
 from dove_model.model.preprocess import eval_transform, load_image, preprocessing_for
-from dove_model.model.visual import Backbone
 
 LITE0 = "tf_efficientnet_lite0"
 DOVE = str(Path(sys.executable).parent / "dove")
@@ -153,7 +153,7 @@ def test_pretrained_features_differ_from_random_init_and_are_deterministic(store
 
     def features(pretrained: bool) -> torch.Tensor:
         torch.manual_seed(0)
-        backbone = Backbone(ModelParams(backbone=LITE0, pretrained=pretrained)).eval()
+        backbone = Backbone(DoveSettings(backbone=LITE0, pretrained=pretrained)).eval()
         with torch.inference_mode():
             return backbone(images).levels
 

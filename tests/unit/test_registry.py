@@ -136,7 +136,7 @@ def test_run_logs_params_history_data_version_plots_and_metrics(project: Path) -
     run = client.get_run(result.run_id)
     assert run.data.tags["data_version"] == "v1"
     assert run.data.tags["git_revision"] == "rev"
-    assert run.data.params["model.backbone"] == "tf_efficientnet_lite0"  # demo profile override
+    assert run.data.params["model.backbone"] == "resnet50"  # the default profile's model
     assert run.data.metrics["mR"] == 10.0
     history = client.get_metric_history(result.run_id, "train.val_mR")
     assert [(m.step, m.value) for m in history] == [(1, 3.0), (2, 7.0)]

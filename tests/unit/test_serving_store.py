@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from dove_model.config import Params
 from dove_model.errors import ConfigError
-from dove_model.model.io import model_fingerprint
+from dove_model.model.directory import model_fingerprint
 from dove_model.serving.metrics import STEPS, StepMetrics
 from dove_model.serving.model_store import import_model_dir, model_dir_of
 from dove_model.serving.settings import resolve_serving_config
@@ -50,7 +50,7 @@ def test_missing_store_model_and_bad_model_dir_are_config_errors(tmp_path: Path)
 
 
 def test_fingerprint_matches_the_encoder(model_dir: Path) -> None:
-    from dove_model.inference import DoveEncoder
+    from dove_model.families.dove.inference import DoveEncoder
 
     assert model_fingerprint(model_dir) == DoveEncoder.from_dir(model_dir).fingerprint
 

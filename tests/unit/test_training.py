@@ -16,12 +16,19 @@ from dove_model.data.manifest import load_split
 from dove_model.data.prepare import prepare
 from dove_model.errors import ConfigError
 from dove_model.evaluation.evaluate import evaluate
-from dove_model.inference import DoveEncoder
-from dove_model.model.io import WEIGHTS_FILE
+from dove_model.families.dispatch import train
+from dove_model.families.dove.inference import DoveEncoder
+from dove_model.model.directory import WEIGHTS_FILE
 from dove_model.model.preprocess import preprocessing_for
-from dove_model.training.train import TrainingDiverged, train
+from dove_model.training.run import TrainingDiverged
 
-TINY_MODEL = {"backbone": "resnet18", "embed_dim": 32, "word_dim": 16, "vocab_min_freq": 1}
+TINY_MODEL = {
+    "family": "dove",
+    "backbone": "resnet18",
+    "embed_dim": 32,
+    "word_dim": 16,
+    "vocab_min_freq": 1,
+}
 
 
 def tiny_params(tmp: Path, **profile: Any) -> Params:

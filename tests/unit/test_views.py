@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dove_model.config import ModelParams
+from dove_model.families.dual.settings import DualSettings
 from dove_model.model.views import dihedral_views, mean_over_views, view_count
 
 
@@ -54,12 +54,12 @@ def test_unsupported_rotation_counts_are_refused() -> None:
     with pytest.raises(ValueError, match="rotations"):
         dihedral_views(torch.zeros(1, 3, 4, 4), 3, False)
     with pytest.raises(ValueError):
-        ModelParams(family="dual", tta_rotations=3)
+        DualSettings(tta_rotations=3)
 
 
 def test_a_model_directory_without_rotations_keeps_its_old_views() -> None:
     """Old dual config.json files have tta_mirror only: the image and its mirror, as before."""
-    params = ModelParams(family="dual")
+    params = DualSettings()
     assert (params.tta_rotations, params.tta_mirror) == (1, True)
     tower, pixels = PixelSum(8), torch.randn(2, 3, 8, 8)
     old = (tower(pixels) + tower(pixels.flip(-1))) / 2

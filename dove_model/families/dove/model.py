@@ -1,6 +1,6 @@
 """The DOVE model: visual side, text side, ROAM and the global constraint in one module.
 
-Ablation switches (ModelParams): ``use_roam`` false -> a VSE baseline scored by cos(V_M, T_G);
+Ablation switches (DoveSettings): ``use_roam`` false -> a VSE baseline scored by cos(V_M, T_G);
 ``use_dtga`` false -> mean-pooled BiGRU; ``lambda_g`` 0 -> no global constraint.
 """
 
@@ -12,11 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dove_model.config import ModelParams
-from dove_model.model.loss import ranking_loss
-from dove_model.model.roam import IFA, IGA
-from dove_model.model.text import TextEncoder
-from dove_model.model.visual import Backbone, PooledFeatures, VisualHead
+from dove_model.families.dove.loss import ranking_loss
+from dove_model.families.dove.roam import IFA, IGA
+from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dove.text import TextEncoder
+from dove_model.families.dove.visual import Backbone, PooledFeatures, VisualHead
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class LossParts:
 
 
 class DoveModel(nn.Module):
-    def __init__(self, params: ModelParams, vocab_size: int) -> None:
+    def __init__(self, params: DoveSettings, vocab_size: int) -> None:
         super().__init__()
         self.params = params
         self.backbone = Backbone(params)

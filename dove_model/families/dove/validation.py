@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dove_model.evaluation.metrics import retrieval_metrics
-from dove_model.model.dove import DoveModel, ImageEmbeddings, TextEmbeddings
-from dove_model.model.visual import PooledFeatures
-from dove_model.model.vocab import Vocabulary
+from dove_model.families.dove.model import DoveModel, ImageEmbeddings, TextEmbeddings
+from dove_model.families.dove.visual import PooledFeatures
+from dove_model.families.dove.vocab import Vocabulary
+from dove_model.metrics import retrieval_metrics
 
 
 @torch.inference_mode()

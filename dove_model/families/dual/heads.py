@@ -119,7 +119,7 @@ def new_dual_heads(
 ) -> DualHeads:
     """Freshly initialised heads (CLIP's initial temperature); ``attention_pool``: the image
     tower hands over feature maps, pooled by a learned ``AttentionPool``."""
-    from dove_model.model.dual_loss import initial_logit_scale
+    from dove_model.model.contrastive import initial_logit_scale
 
     def head(in_dim: int) -> ProjectionHead:
         return ProjectionHead(in_dim, embed_dim, hidden, dropout)

@@ -14,15 +14,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dove_model.config import ModelParams
-from dove_model.model.dual_heads import DualHeads, new_dual_heads
+from dove_model.families.dual.heads import DualHeads, new_dual_heads
+from dove_model.families.dual.settings import DualSettings
 from dove_model.model.views import mean_over_views
 
 
 class DualModel(nn.Module):
     def __init__(
         self,
-        params: ModelParams,
+        params: DualSettings,
         image_tower: nn.Module,
         text_tower: nn.Module,
         heads: DualHeads,
@@ -66,15 +66,15 @@ class DualModel(nn.Module):
 
 
 def build_towers(
-    params: ModelParams, *, pretrained: bool, files_dir: Path | None = None
+    params: DualSettings, *, pretrained: bool, files_dir: Path | None = None
 ) -> tuple[nn.Module, nn.Module]:
     """(image tower, text tower) for ``params``; ``files_dir``: a model directory's
     ``text_tower`` files (needed when not ``pretrained``)."""
     if params.text_tower == "open_clip":
         from dove_model.model.clip_towers import open_clip_towers
 
-        return open_clip_towers(params, pretrained=pretrained)
-    from dove_model.model.dual_towers import MiniLMTower, create_image_tower
+        return open_clip_towers(params.clip_arch, params.clip_checkpoint, pretrained=pretrained)
+    from dove_model.model.towers import MiniLMTower, create_image_tower
 
     feature_maps = params.image_pool == "attention"
     image = create_image_tower(params.backbone, pretrained=pretrained, feature_maps=feature_maps)
@@ -86,7 +86,7 @@ def build_towers(
 
 
 def assemble(
-    params: ModelParams, image_tower: nn.Module, text_tower: nn.Module, heads: DualHeads | None
+    params: DualSettings, image_tower: nn.Module, text_tower: nn.Module, heads: DualHeads | None
 ) -> DualModel:
     """The model from its towers, with ``heads`` or freshly initialised ones."""
     if heads is None:

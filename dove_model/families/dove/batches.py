@@ -15,22 +15,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from dove_model.families.dove.visual import PooledFeatures
+from dove_model.families.dove.vocab import Vocabulary
 from dove_model.model.preprocess import load_image
-from dove_model.model.visual import PooledFeatures
-from dove_model.model.vocab import Vocabulary
-
-
-def epoch_batches(
-    n_captions: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1
-) -> list[np.ndarray]:
-    """Caption indices per step for this rank; the last short batch is dropped (>= 2 kept)."""
-    order = np.random.default_rng([seed, epoch]).permutation(n_captions)
-    n_full = n_captions // batch_size
-    batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(n_full)]
-    tail = order[n_full * batch_size :]
-    if len(tail) >= 2 * world_size and not batches:
-        batches.append(tail)
-    return [b[rank::world_size] for b in batches]
 
 
 @dataclass(frozen=True)

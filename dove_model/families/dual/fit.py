@@ -25,12 +25,14 @@ from tqdm.auto import tqdm
 
 from dove_model.allocator import retain_freed_memory_if_enabled
 from dove_model.data.manifest import SplitData
-from dove_model.evaluation.metrics import retrieval_metrics
-from dove_model.model.dual_heads import DualHeads, new_dual_heads
-from dove_model.model.dual_loss import info_nce
+from dove_model.families.dual.heads import DualHeads, new_dual_heads
+from dove_model.metrics import retrieval_metrics
+from dove_model.model.contrastive import info_nce
 from dove_model.model.preprocess import Preprocessing, eval_transform
 from dove_model.model.views import features_per_view, pooled_mean
-from dove_model.training.feature_cache import ImageFiles
+from dove_model.training.fingerprints import ImageFiles
+from dove_model.training.run import seed_epoch
+from dove_model.training.sampling import epoch_batches
 
 
 @dataclass(frozen=True)
@@ -203,34 +205,6 @@ def split_scores(
         return (images @ texts.T).numpy()
 
 
-def _train_epoch(
-    heads: DualHeads,
-    train: TowerFeatures,
-    optimiser: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
-    batch_size: int,
-    text_top: nn.Module | None = None,
-) -> float:
-    heads.train()
-    if text_top is not None:
-        text_top.train()
-    order = torch.randperm(len(train.texts))
-    losses: list[float] = []
-    for start in range(0, len(order), batch_size):
-        pairs = order[start : start + batch_size]
-        scenes = train.caption_image[pairs]
-        view = torch.randint(len(train.image_views), (len(pairs),))
-        pixels = heads.pool(train.image_views[view, scenes].float())
-        texts = heads.text_head(caption_features(train, pairs, text_top))
-        loss = info_nce(heads.image_head(pixels), texts, heads.logit_scale, scenes)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-    return float(np.mean(losses))
-
-
 def epoch_record(
     epoch: int,
     loss: float,
@@ -263,6 +237,58 @@ def one_cycle(
     )
 
 
+class HeadsFit:
+    """The ``dual-cpu`` recipe, one epoch at a time: the heads (and, LiT, the text tower's
+    top layers) with their AdamW and one-cycle schedule, on cached tower features. The train
+    stage drives it through ``training/run.py``; :func:`fit_heads` drives it in memory."""
+
+    def __init__(
+        self, train: TowerFeatures, recipe: DualRecipe, text_top: nn.Module | None = None
+    ) -> None:
+        torch.manual_seed(recipe.seed)
+        self.train_features, self.recipe, self.text_top = train, recipe, text_top
+        heads = new_heads(train.image_views.shape[2], train.texts.shape[1], recipe, train.maps)
+        heads.fit_image_statistics(train.image_views.flatten(0, 1))
+        heads.text_head.fit_statistics(train.texts)
+        self.heads = heads
+        self.trained = nn.ModuleDict(
+            {"heads": heads, **({"text_top": text_top} if text_top else {})}
+        )
+        groups = [{"params": list(heads.parameters()), "lr": recipe.lr}]
+        if text_top is not None:
+            groups.append({"params": list(text_top.parameters()), "lr": recipe.text_lr})
+        self.optimiser = torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
+        self.schedule = one_cycle(self.optimiser, recipe, len(train.texts))
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimiser.param_groups[0]["lr"])
+
+    def train_step(self, pairs: torch.Tensor) -> float:
+        """One step on captions ``pairs`` (this rank's share); the loss. Gradients are left
+        for the caller's ``before_update`` (data-parallel averaging) via :meth:`update`."""
+        heads, train = self.heads, self.train_features
+        scenes = train.caption_image[pairs]
+        view = torch.randint(len(train.image_views), (len(pairs),))
+        pixels = heads.pool(train.image_views[view, scenes].float())
+        texts = heads.text_head(caption_features(train, pairs, self.text_top))
+        loss = info_nce(heads.image_head(pixels), texts, heads.logit_scale, scenes)
+        self.optimiser.zero_grad()
+        loss.backward()
+        return float(loss.detach())
+
+    def update(self) -> None:
+        self.optimiser.step()
+        self.schedule.step()
+
+    def train_mode(self) -> None:
+        self.trained.train()
+
+    def val_metrics(self, val: TowerFeatures) -> dict[str, float]:
+        scores = split_scores(self.heads, val, self.text_top)
+        return retrieval_metrics(scores, val.caption_image.numpy())
+
+
 def fit_heads(
     train: TowerFeatures,
     val: TowerFeatures,
@@ -272,41 +298,45 @@ def fit_heads(
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
     text_top: nn.Module | None = None,
 ) -> FitResult:
-    """Train the heads on ``train``; keep the epoch with the best ``val`` mR.
+    """Train the heads on ``train`` in memory and keep the epoch with the best ``val`` mR
+    (benchmark sweeps; the train stage runs the same epochs with checkpoints, resume, the
+    time budget and early stopping).
 
     ``text_top`` (LiT): the text tower's top layers, trained at ``recipe.text_lr`` on the
     cached token states; left holding the best epoch's weights. Each epoch's record
     (``epoch``, ``loss``, ``lr``, ``seconds``, ``val``: the retrieval metrics, ``val_mR``)
     goes to ``history`` and to ``on_epoch_end``.
     """
-    torch.manual_seed(recipe.seed)
-    heads = new_heads(train.image_views.shape[2], train.texts.shape[1], recipe, train.maps)
-    heads.fit_image_statistics(train.image_views.flatten(0, 1))
-    heads.text_head.fit_statistics(train.texts)
-    trained = nn.ModuleDict({"heads": heads, **({"text_top": text_top} if text_top else {})})
-    groups = [{"params": list(heads.parameters()), "lr": recipe.lr}]
-    if text_top is not None:
-        groups.append({"params": list(text_top.parameters()), "lr": recipe.text_lr})
-    optimiser = torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
-    schedule = one_cycle(optimiser, recipe, len(train.texts))
-    best_state, best_mr, best_epoch = copy.deepcopy(trained.state_dict()), -1.0, 0
+    fit = HeadsFit(train, recipe, text_top)
+    best_state, best_mr, best_epoch = copy.deepcopy(fit.trained.state_dict()), -1.0, 0
     history: list[dict[str, Any]] = []
     bar = tqdm(range(1, recipe.epochs + 1), desc="dual heads", unit="epoch", disable=not progress)
     for epoch in bar:
         started = time.monotonic()
-        loss = _train_epoch(heads, train, optimiser, schedule, recipe.batch_size, text_top)
-        scores = split_scores(heads, val, text_top)
-        val_metrics = retrieval_metrics(scores, val.caption_image.numpy())
-        record = epoch_record(epoch, loss, optimiser, started, val_metrics)
+        loss = heads_epoch(fit, epoch)
+        val_metrics = fit.val_metrics(val)
+        record = epoch_record(epoch, loss, fit.optimiser, started, val_metrics)
         history.append(record)
         bar.set_postfix(loss=f"{loss:.3f}", val_mR=f"{val_metrics['mR']:.1f}")
         if val_metrics["mR"] > best_mr:
-            best_state, best_epoch = copy.deepcopy(trained.state_dict()), epoch
+            best_state, best_epoch = copy.deepcopy(fit.trained.state_dict()), epoch
             best_mr = val_metrics["mR"]
         if on_epoch_end is not None:
             on_epoch_end(record)
-    trained.load_state_dict(best_state)
-    return FitResult(heads=heads, best_epoch=best_epoch, history=history)
+    fit.trained.load_state_dict(best_state)
+    return FitResult(heads=fit.heads, best_epoch=best_epoch, history=history)
+
+
+def heads_epoch(fit: HeadsFit, epoch: int) -> float:
+    """One single-process epoch: every caption once, in batches of ``recipe.batch_size``."""
+    seed_epoch(fit.recipe.seed, epoch)
+    fit.train_mode()
+    losses = []
+    n, size = len(fit.train_features.texts), fit.recipe.batch_size
+    for batch in epoch_batches(n, size, fit.recipe.seed, epoch, keep_tail=True):
+        losses.append(fit.train_step(torch.as_tensor(batch)))
+        fit.update()
+    return float(np.mean(losses))
 
 
 def save_features(features: TowerFeatures, path: Path) -> None:

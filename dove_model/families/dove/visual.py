@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
-from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
+from dove_model.families.dove.settings import DoveSettings
 from dove_model.model import weights
 from dove_model.model.views import dihedral_views
 
@@ -66,7 +66,7 @@ def load_boxes_file(path: Path | str, image_ids: list[str]) -> torch.Tensor:
     return torch.stack(out)
 
 
-def create_timm_backbone(params: ModelParams) -> nn.Module:
+def create_timm_backbone(params: DoveSettings) -> nn.Module:
     """timm ``features_only`` model giving its last three levels (C3, C4, C5 for a ResNet).
 
     ``pretrained: true`` never downloads. The weights come from ``pretrained_path`` (the
@@ -131,7 +131,7 @@ class PooledFeatures:
 
 
 class Backbone(nn.Module):
-    def __init__(self, params: ModelParams) -> None:
+    def __init__(self, params: DoveSettings) -> None:
         super().__init__()
         self.body = create_timm_backbone(params)
         self.level_channels: list[int] = list(self.body.feature_info.channels())
@@ -190,7 +190,7 @@ class Backbone(nn.Module):
 class VisualHead(nn.Module):
     """Pooled backbone features -> F_M (B, 3, D), V_M (B, D), F_R (B, N_r, D) or None."""
 
-    def __init__(self, params: ModelParams, level_channels: list[int], region_channels: int):
+    def __init__(self, params: DoveSettings, level_channels: list[int], region_channels: int):
         super().__init__()
         d = params.embed_dim
         self.level_channels = level_channels

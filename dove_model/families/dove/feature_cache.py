@@ -15,55 +15,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from dove_model.atomic import atomic_path
 from dove_model.data.manifest import SplitData
-from dove_model.model.preprocess import Preprocessing, eval_transform, load_image
-from dove_model.model.visual import Backbone, PooledFeatures
+from dove_model.families.dove.visual import Backbone, PooledFeatures
+from dove_model.model.preprocess import Preprocessing, eval_transform
+from dove_model.training.fingerprints import ImageFiles, split_digest, weights_digest
 
 CACHE_FORMAT = 2  # 2: the preprocessing is part of the key
-
-
-class ImageFiles(Dataset):
-    """Images of a split, decoded and transformed (``transform`` default: eval resize)."""
-
-    def __init__(
-        self, paths: Sequence[Path], transform: Callable[[Image.Image], torch.Tensor]
-    ) -> None:
-        self.paths = list(paths)
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.transform(load_image(self.paths[index]))
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(
-            tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-        )
-    return digest.hexdigest()
-
-
-def split_digest(split: SplitData) -> str:
-    """The dataset version as far as this split's images go: ids, paths and content hashes."""
-    from dove_model.data.manifest import read_manifest
-
-    frame = read_manifest(split.dataset_dir)
-    sha_of = dict(zip(frame["image_id"].astype(str), frame["sha256"].astype(str), strict=False))
-    digest = hashlib.sha256()
-    for image_id, path in zip(split.image_ids, split.image_paths, strict=True):
-        digest.update(f"{image_id}\t{path.name}\t{sha_of.get(image_id)}\n".encode())
-    return digest.hexdigest()
 
 
 def cache_key(

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from dove_model.config import ModelParams
 from dove_model.errors import ConfigError
-from dove_model.model.vocab import PAD_ID
+from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dove.vocab import PAD_ID
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -158,7 +158,7 @@ class TextEncoder(nn.Module):
     ``pad_to_input`` false: L is the batch's longest caption (training; cheaper).
     """
 
-    def __init__(self, params: ModelParams, vocab_size: int) -> None:
+    def __init__(self, params: DoveSettings, vocab_size: int) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, params.word_dim, padding_idx=0)
         self.gru = nn.GRU(params.word_dim, params.embed_dim, batch_first=True, bidirectional=True)

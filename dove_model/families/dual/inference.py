@@ -17,17 +17,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dove_model.config import ModelParams
-from dove_model.inference import ImageParts, TextParts
-from dove_model.model.dual import DualModel
-from dove_model.model.dual_io import load_dual_model_dir
-from dove_model.model.io import DUAL, model_fingerprint
+from dove_model.families.dual.io import load_dual_model_dir
+from dove_model.families.dual.model import DualModel
+from dove_model.families.dual.settings import DualSettings
+from dove_model.model.directory import model_fingerprint
+from dove_model.model.encoding import ImageParts, TextParts
 from dove_model.model.precision import TowerPrecision, tower_dtype
 from dove_model.model.preprocess import Preprocessing, images_to_tensor
 
 
 class DualEncoder:
-    family = DUAL
+    family = "dual"
     single_stage = True
 
     def __init__(
@@ -70,7 +70,7 @@ class DualEncoder:
         return self.model.tower_dtype
 
     @property
-    def params(self) -> ModelParams:
+    def params(self) -> DualSettings:
         return self.model.params
 
     @property

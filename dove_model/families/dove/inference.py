@@ -7,7 +7,6 @@ vector that is compared by cosine is L2-normalised here, explicitly.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -15,41 +14,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dove_model.config import ModelParams
-from dove_model.model.dove import DoveModel, ImageEmbeddings, TextEmbeddings
-from dove_model.model.io import load_model_dir, model_fingerprint
+from dove_model.families.dove.io import load_model_dir
+from dove_model.families.dove.model import DoveModel, ImageEmbeddings, TextEmbeddings
+from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dove.vocab import Vocabulary
+from dove_model.model.directory import model_fingerprint
+from dove_model.model.encoding import ImageParts, TextParts
 from dove_model.model.preprocess import LEGACY, Preprocessing, images_to_tensor
-from dove_model.model.vocab import Vocabulary
-
-
-@dataclass(frozen=True)
-class ImageParts:
-    """Per image, (N, D) float32 unit vectors: v_m (global index), v_mr and r (re-rank)."""
-
-    v_m: np.ndarray
-    v_mr: np.ndarray
-    r: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.v_m)
-
-    def take(self, index: np.ndarray | slice) -> ImageParts:
-        return ImageParts(self.v_m[index], self.v_mr[index], self.r[index])
-
-
-@dataclass(frozen=True)
-class TextParts:
-    """Per caption: t_g (M, D) unit, words (M, L, D), mask (M, L) bool."""
-
-    t_g: np.ndarray
-    words: np.ndarray
-    mask: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.t_g)
-
-    def take(self, index: np.ndarray | slice) -> TextParts:
-        return TextParts(self.t_g[index], self.words[index], self.mask[index])
 
 
 class DoveEncoder:
@@ -87,7 +58,7 @@ class DoveEncoder:
         )
 
     @property
-    def params(self) -> ModelParams:
+    def params(self) -> DoveSettings:
         return self.model.params
 
     @property
