@@ -97,36 +97,16 @@ class PostgresStore:
 
     def queries(self, since: datetime | None = None) -> list[QueryRecord]:
         rows = self._select("dove_query_log", QUERY_COLUMNS, since)
+        records = [dict(zip(QUERY_COLUMNS.split(", "), r, strict=True)) for r in rows]
         return [
-            QueryRecord(
-                query_id=r[0],
-                at=r[1],
-                text=r[2],
-                text_sha256=r[3],
-                k=r[4],
-                model_version=r[5],
-                index_version=r[6],
-                image_ids=list(r[7]),
-                scores=[float(s) for s in r[8]],
-                latency_ms=r[9],
-                client=r[10],
-            )
-            for r in rows
+            QueryRecord(**{**r, "image_ids": list(r["image_ids"]), "scores": list(r["scores"])})
+            for r in records
         ]
 
     def feedback(self, since: datetime | None = None) -> list[FeedbackRecord]:
         rows = self._select("dove_feedback", FEEDBACK_COLUMNS, since)
         return [
-            FeedbackRecord(
-                feedback_id=r[0],
-                query_id=r[1],
-                image_id=r[2],
-                relevant=r[3],
-                rank=r[4],
-                at=r[5],
-                client=r[6],
-            )
-            for r in rows
+            FeedbackRecord(**dict(zip(FEEDBACK_COLUMNS.split(", "), r, strict=True))) for r in rows
         ]
 
     def expire(self) -> int:

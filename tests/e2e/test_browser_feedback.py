@@ -9,17 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, Route, expect, sync_playwright
+import test_browser
+from playwright.sync_api import Page, expect
 
 from dove_model.feedback.files import FileStore
 from dove_model.loop_params import QueryLogParams
-from dove_model.serving.launch import ServiceProcess, running_service, serving_env
+from dove_model.serving.launch import ServiceProcess, running_service
 from dove_model.testing.deployment import DemoDeployment
+from dove_model.testing.feedback import feedback_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+# the search page's Chromium fixture ("page", guarded: nothing outside the service is reached),
+# here on this module's service
+CHROMIUM_PAGE = test_browser.page
 
 
 @pytest.fixture(scope="module")
@@ -31,45 +33,9 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def service(
     synthetic_deployment: DemoDeployment, tmp_path_factory: pytest.TempPathFactory, log_dir: Path
 ) -> Iterator[ServiceProcess]:
-    env = serving_env(
-        model_tag=synthetic_deployment.model_tag,
-        index_dir=synthetic_deployment.index_dir,
-        bentoml_home=synthetic_deployment.bentoml_home,
-    )
-    for name in ("DOVE_MODEL_DIR", "DOVE_API_KEY"):
-        env.pop(name, None)
-    env["DOVE_QUERYLOG_DIR"] = str(log_dir)
     log = tmp_path_factory.mktemp("logs") / "serve.log"
-    with running_service(env, log_file=log) as proc:
+    with running_service(feedback_env(synthetic_deployment, log_dir), log_file=log) as proc:
         yield proc
-
-
-@pytest.fixture(scope="module")
-def page(service: ServiceProcess) -> Iterator[Page]:
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not installed (run `make system-deps`)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            outside: list[str] = []
-
-            def guard(route: Route) -> None:
-                if route.request.url.startswith(service.url):
-                    route.continue_()
-                else:
-                    outside.append(route.request.url)
-                    route.abort()
-
-            context = browser.new_context(viewport={"width": 1200, "height": 900})
-            context.route("**/*", guard)
-            tab = context.new_page()
-            tab.goto(service.page_url)
-            yield tab
-            assert not outside, f"the page tried to reach {outside}"
-        finally:
-            browser.close()
 
 
 def test_marking_results_posts_feedback_that_reaches_the_log(page: Page, log_dir: Path) -> None:

@@ -15,9 +15,10 @@ import yaml
 
 from dove_model.feedback.files import FileStore
 from dove_model.loop_params import QueryLogParams
-from dove_model.serving.launch import ServiceProcess, running_service, serving_env
+from dove_model.serving.launch import ServiceProcess, running_service
 from dove_model.testing.bad_input import error_text
 from dove_model.testing.deployment import DemoDeployment
+from dove_model.testing.feedback import feedback_env
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -50,15 +51,8 @@ BAD_FEEDBACK: list[tuple[dict[str, object], int, str]] = [
 
 
 def start(deployment: DemoDeployment, folder: Path, log_dir: Path, **feedback: object):
-    env = serving_env(
-        params_file=params_file(folder, **feedback),
-        model_tag=deployment.model_tag,
-        index_dir=deployment.index_dir,
-        bentoml_home=deployment.bentoml_home,
-        api_key=API_KEY,
-    )
-    env.pop("DOVE_MODEL_DIR", None)
-    env["DOVE_QUERYLOG_DIR"] = str(log_dir)
+    params = params_file(folder, **feedback)
+    env = feedback_env(deployment, log_dir, api_key=API_KEY, params_file=params)
     return running_service(env, log_file=folder / "serve.log")
 
 
