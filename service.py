@@ -2,8 +2,9 @@
 
 ``bentoml serve service:DoveRetrieval`` (or ``dove serve``). Model and index are found at start
 from the environment (see ``dove_model.serving.settings``); nothing is read at import.
-Routes: POST /search_images, /search_texts, /encode_texts, /encode_images, /info; the web page
-at /ui/; BentoML's own /healthz, /livez, /readyz and /metrics.
+Routes: POST /search_images, /search_texts, /encode_texts, /encode_images, /info, /feedback
+(relevance marks on a search's results, docs/operations.md); the web page at /ui/; BentoML's
+own /healthz, /livez, /readyz and /metrics.
 
 A new index version (the index root's ``CURRENT`` pointer flipped) is picked up without a
 restart within ``serve.index_poll_s``; ``/info`` names the version served (docs/serving.md,
