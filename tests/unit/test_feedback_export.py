@@ -217,3 +217,19 @@ def test_a_failing_gate_writes_no_data_version(project) -> None:
     assert not result.passed and result.written is None
     assert not (root / "data" / "feedback" / "pairs.parquet").exists()
     assert "feedback_volume" in (root / "reports" / "feedback" / "summary.json").read_text()
+
+
+def test_an_export_is_a_new_dvc_data_version(project) -> None:
+    from dvc.repo import Repo
+
+    from dove_model.data.versioning import data_version, version_data
+
+    root, dataset, store = project
+    Repo.init(str(root), no_scm=True)
+    (root / "data" / "synth").mkdir(parents=True)
+    (root / "data" / "synth" / "captions.csv").write_text("image,caption\n")
+    before = version_data(root, push=False).md5
+    log(store, good_marks())
+    result = export_feedback(Params(), store, dataset, root)
+    assert result.data_version is not None and result.data_version != before
+    assert data_version(root) == result.data_version  # data.dvc records it
