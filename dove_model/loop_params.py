@@ -30,6 +30,9 @@ class QueryLogParams(_Section):
     retention_days: float = Field(90.0, gt=0)  # rows / files older than this are deleted
     queue_size: int = Field(10_000, ge=1)  # background queue; a full queue drops (counted)
     batch_size: int = Field(256, ge=1)  # records written per store call
+    # the writer waits this long for more records before a write (one fsync / INSERT per
+    # batch, not per search); a crash loses at most this much of the log
+    linger_s: float = Field(0.5, ge=0)
     dsn_env: str = "DOVE_QUERYLOG_DSN"  # postgres store: e.g. postgresql://u:p@127.0.0.1/db
 
 

@@ -57,8 +57,9 @@ class FeedbackLoop:
     ) -> None:
         self.params = params
         self.metrics = metrics
+        log = params.query_log
         self.writer = BackgroundWriter(
-            store, params.query_log.queue_size, params.query_log.batch_size
+            store, log.queue_size, log.batch_size, log.linger_s, self._publish_all
         )
         if metrics is not None:
             self.writer.counts.on_change = metrics.log_outcome
@@ -89,8 +90,7 @@ class FeedbackLoop:
         privacy = self.params.query_log.privacy
         record = QueryRecord.of_search(text, k, hits, versions, latency_ms, privacy, client)
         self.recent.add(record.query_id, record.image_ids, record.model_version)
-        self.writer.submit(record)
-        self._publish(record.model_version)
+        self.writer.submit(record)  # the gauges follow on the writer's thread (_publish_all)
         return record.query_id
 
     def record_mark(self, mark: Mark, client: str) -> FeedbackRecord:
@@ -104,6 +104,11 @@ class FeedbackLoop:
             self.metrics.mark(mark.relevant)
         self._publish(version)
         return record
+
+    def _publish_all(self) -> None:
+        if self.metrics is not None:
+            for version, proxies in self.recent.proxies().items():
+                self.metrics.proxies(version, proxies)
 
     def _publish(self, model_version: str) -> None:
         if self.metrics is not None:

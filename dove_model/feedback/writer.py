@@ -39,9 +39,18 @@ class WriterCounts:
 
 
 class BackgroundWriter:
-    def __init__(self, store: LogStore, queue_size: int, batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        queue_size: int,
+        batch_size: int = 256,
+        linger_s: float = 0.0,
+        after_batch: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.batch_size = batch_size
+        self.linger_s = linger_s  # wait this long for more records before a write
+        self.after_batch = after_batch
         self.counts = WriterCounts()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="query-log", daemon=True)
@@ -62,9 +71,11 @@ class BackgroundWriter:
         if first is _STOP:
             return [], True
         batch: list[Record] = [first]  # type: ignore[list-item]
+        deadline = time.monotonic() + self.linger_s
         while len(batch) < self.batch_size:
             try:
-                item = self._queue.get_nowait()
+                left = deadline - time.monotonic()
+                item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is _STOP:
@@ -78,6 +89,8 @@ class BackgroundWriter:
             batch, stop = self._batch()
             if batch:
                 self._write(batch)
+                if self.after_batch is not None:
+                    self.after_batch()
             if time.monotonic() - self._last_expire > EXPIRE_EVERY_S:
                 self._last_expire = time.monotonic()
                 try:
