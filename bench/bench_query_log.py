@@ -58,6 +58,26 @@ def one_run(work: Path, model_dir: Path, index_dir: Path, mode: str, args) -> tu
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(latencies) / wall
 
 
+def request_path_cost(n: int = 5000) -> float:
+    """Microseconds a search spends on the log in its own request (make the record, remember
+    it for /feedback, queue it), with the background writer running to a real FileStore."""
+    import time
+
+    from dove_model.feedback.files import FileStore
+    from dove_model.feedback.loop import FeedbackLoop
+    from dove_model.loop_params import FeedbackParams, QueryLogParams
+
+    with tempfile.TemporaryDirectory(prefix="bench-querylog-cost-") as tmp:
+        loop = FeedbackLoop(FeedbackParams(), FileStore(Path(tmp), QueryLogParams()))
+        hits = [(f"img{i}", 0.5) for i in range(10)]
+        start = time.perf_counter()
+        for _ in range(n):
+            loop.record_search("a blue lake near a road", 10, hits, ("1", "v1"), start)
+        cost = (time.perf_counter() - start) / n * 1e6
+        loop.close()
+    return cost
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
@@ -67,6 +87,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--modes", nargs="+", default=["off", "on", "failing"])
     args = parser.parse_args()
+    print(f"request-path cost of the log: {request_path_cost():.0f} us a search (in process)")
     with tempfile.TemporaryDirectory(prefix="bench-querylog-") as tmp:
         work = Path(tmp)
         model_dir, dim = make_model("dove", work / "model")

@@ -108,6 +108,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", default="real-cpu")
     parser.add_argument("--rotations", type=int, default=1, help="model.tta_rotations")
+    parser.add_argument(
+        "--no-roam", action="store_true", help="the VSE ablation (global embeddings only): fast"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "bench" / "feedback_ucm")
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "img" / "feedback_ucm.png")
     parser.add_argument("--threads", type=int, default=2)
@@ -116,8 +119,10 @@ def main() -> None:
         raise SystemExit(f"UCM-Captions not found at {UCM} (../shared is absent)")
     torch.set_num_threads(args.threads)
     base_params = load_params(REPO / "params.yaml")
-    params = run_params(base_params, args.profile, {"tta_rotations": args.rotations}, args.seed,
-                        args.epochs, "val", args.out)  # fmt: skip
+    variant: dict[str, object] = {"tta_rotations": args.rotations}
+    if args.no_roam:
+        variant["use_roam"] = False
+    params = run_params(base_params, args.profile, variant, args.seed, args.epochs, "val", args.out)
     raw = params.model_dump(mode="json", by_alias=True)
     raw["feedback"]["export"]["expectations"]["min_pairs"] = 5
     params = type(params).model_validate(raw)
@@ -129,6 +134,7 @@ def main() -> None:
     start = time.monotonic()
     base_row = run_one(base, params, args.out / "run-0")
     rows.append({"percent": 0.0, "marked_images": 0, "train_pairs": 0, **base_row})
+    report(rows, args, time.monotonic() - start)
     print(f"0 % feedback: test mR {base_row['mR']:.2f} ({base_row['seconds']:.0f} s)", flush=True)
     ids, v, encoder = archive_embeddings(args.out / "run-0" / "model", prepared)
     for percent in [p for p in args.levels if p > 0]:
@@ -150,7 +156,7 @@ def main() -> None:
         print(f"{percent:g} % ({n} queries, {sim['ground_truth_in_top10']} found, {added} pairs "
               f"trained, failed: {failed}): test mR {row['mR']:.2f} ({row['seconds']:.0f} s)",
               flush=True)  # fmt: skip
-    report(rows, args, time.monotonic() - start)
+        report(rows, args, time.monotonic() - start)  # after each level: partial results kept
 
 
 def report(rows: list[dict], args: argparse.Namespace, seconds: float) -> None:
