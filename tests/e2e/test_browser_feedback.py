@@ -4,14 +4,15 @@ the card shows the service's answer (and the mark is in the query log)."""
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import test_browser
 from playwright.sync_api import Page, expect
 
+import dove_model.config  # noqa: F401  (first: testing.deployment alone has an import cycle)
 from dove_model.feedback.files import FileStore
 from dove_model.loop_params import QueryLogParams
 from dove_model.serving.launch import ServiceProcess, running_service
@@ -21,7 +22,7 @@ from dove_model.testing.feedback import feedback_env
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 # the search page's Chromium fixture ("page", guarded: nothing outside the service is reached),
 # here on this module's service
-CHROMIUM_PAGE = test_browser.page
+page = importlib.import_module("test_browser").page
 
 
 @pytest.fixture(scope="module")

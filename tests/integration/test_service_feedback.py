@@ -13,6 +13,7 @@ import httpx
 import pytest
 import yaml
 
+import dove_model.config  # noqa: F401  (first: testing.deployment alone has an import cycle)
 from dove_model.feedback.files import FileStore
 from dove_model.loop_params import QueryLogParams
 from dove_model.serving.launch import ServiceProcess, running_service
