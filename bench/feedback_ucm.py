@@ -165,6 +165,7 @@ def report(rows: list[dict], args: argparse.Namespace, seconds: float) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = sorted(rows, key=lambda r: r["percent"])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "feedback_ucm.json").write_text(json.dumps(rows, indent=2, default=str))
     fig, ax = plt.subplots(figsize=(6, 3.2))
