@@ -172,6 +172,12 @@ class DoveRetrieval:
     def __is_ready__(self) -> bool:
         return self.runtime is not None
 
+    @bentoml.on_shutdown
+    def close_feedback_loop(self) -> None:
+        """Write the query-log records still queued (within 10 s) before the process ends."""
+        if self.loop is not None:
+            self.loop.close()
+
     # ------------------------------------------------------------------ search
     @bentoml.api
     async def search_images(

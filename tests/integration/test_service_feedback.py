@@ -195,3 +195,19 @@ def _counter(metrics: str, outcome: str) -> float:
         if row.startswith(line):
             return float(row.split()[-1])
     return 0.0
+
+
+def test_records_still_queued_are_written_when_the_service_stops(
+    synthetic_deployment: DemoDeployment, tmp_path: Path
+) -> None:
+    """The writer batches for ``linger_s``; a clean stop (SIGTERM) writes what is queued."""
+    log_dir = tmp_path / "log"
+    with start(synthetic_deployment, tmp_path, log_dir, query_log={"linger_s": 30}) as proc:
+        with httpx.Client(base_url=proc.url, headers=AUTH, timeout=60) as http:
+            ids = [
+                http.post("/search_images", json={"query": q, "k": 2}).json()["query_id"]
+                for q in ("a lake", "a forest", "a harbour")
+            ]
+        assert FileStore(log_dir, QueryLogParams()).queries() == []  # still queued
+    logged = {q.query_id for q in FileStore(log_dir, QueryLogParams()).queries()}
+    assert set(ids) <= logged
