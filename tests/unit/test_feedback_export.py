@@ -233,3 +233,22 @@ def test_an_export_is_a_new_dvc_data_version(project) -> None:
     result = export_feedback(Params(), store, dataset, root)
     assert result.data_version is not None and result.data_version != before
     assert data_version(root) == result.data_version  # data.dvc records it
+
+
+def test_the_export_command_writes_pairs_or_exits_nonzero(project) -> None:
+    from typer.testing import CliRunner
+
+    from dove_model.cli import app
+
+    root, dataset, store = project
+    (root / "params.yaml").write_text(
+        "feedback:\n  query_log:\n    dir: querylog\n", encoding="utf-8"
+    )
+    log(store, good_marks(5))
+    refused = CliRunner().invoke(app, ["feedback", "export", "--dataset-dir", str(dataset)])
+    assert refused.exit_code != 0 and "FAIL feedback_volume" in refused.output
+    log(store, good_marks())
+    done = CliRunner().invoke(app, ["feedback", "export", "--dataset-dir", str(dataset)])
+    assert done.exit_code == 0, done.output
+    assert (root / "data" / "feedback" / "pairs.parquet").is_file()
+    assert '"train_pairs"' in done.output
