@@ -23,7 +23,7 @@ from dove_model.allocator import retain_freed_memory_if_enabled
 from dove_model.atomic import atomic_path
 from dove_model.config import Params
 from dove_model.data.manifest import SplitData
-from dove_model.families.dual.finetune import TowerFinetune
+from dove_model.errors import ConfigError
 from dove_model.families.dual.fit import (
     DualRecipe,
     HeadsFit,
@@ -38,6 +38,7 @@ from dove_model.families.dual.settings import DualSettings
 from dove_model.model.preprocess import Preprocessing
 from dove_model.training.checkpoint import Trainables
 from dove_model.training.distributed import average_gradients
+from dove_model.training.finetune import TowerFinetune
 from dove_model.training.fingerprints import split_digest, weights_digest
 from dove_model.training.run import (
     EpochStats,
@@ -124,6 +125,18 @@ class CachedHeads:
         model.heads = self.fit.heads
         self.trained: nn.Module = self.fit.trained
         self.optimiser, self.schedule = self.fit.optimiser, self.fit.schedule
+        self.planned_steps = self.schedule.total_steps
+
+    def check_resumed(self) -> None:
+        """The one-cycle schedule spans the whole run: a checkpoint planned for another
+        length (epochs, batch size) cannot go on under these parameters."""
+        restored = self.schedule.total_steps
+        if restored != self.planned_steps:
+            raise ConfigError(
+                f"{self.run.out_dir}: the checkpoint's one-cycle schedule was planned for "
+                f"{restored} steps, these parameters plan {self.planned_steps} (epochs or "
+                "batch_size changed); use another out_dir or --fresh"
+            )
 
     @property
     def lr(self) -> float:
@@ -167,11 +180,13 @@ def train_dual(request: TrainRequest) -> TrainResult:
     recipe: CachedHeads | TowerFinetune = (
         CachedHeads(run, model, size, prep)
         if run.profile.feature_cache
-        else TowerFinetune(run, model, size, prep)
+        else TowerFinetune(run, model, (size, prep), fixed_input=_fixed_input(model))
     )
     trainables = Trainables(recipe.trained, recipe.optimiser, recipe.schedule)
     if run.resumable(settings):
         run.resume(trainables)
+        if isinstance(recipe, CachedHeads):
+            recipe.check_resumed()
     target = trained_model_dir(run.out_dir)
     stop_reason = "epochs"
     for epoch in run.epochs():
@@ -204,6 +219,11 @@ def recipe_for(params: Params) -> DualRecipe:
         seed=params.train.seed,
         text_lr=profile.backbone_lr if profile.backbone_lr is not None else DualRecipe.text_lr,
     )
+
+
+def _fixed_input(model: DualModel) -> bool:
+    """An open_clip image tower takes only its own input size (a ViT)."""
+    return getattr(model.image_tower, "input", None) is not None
 
 
 def tower_input(model: DualModel, eval_size: int) -> tuple[Preprocessing, int]:
