@@ -33,6 +33,30 @@ class CosineEncoder:
 
     single_stage = True
 
+    @staticmethod
+    def load_dir(model_dir: Path, device: str | torch.device) -> Any:
+        """The family's model directory as (model, eval_size, preprocess): a subclass's."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_dir(
+        cls,
+        model_dir: Path | str,
+        device: str | torch.device = "cpu",
+        tower_precision: TowerPrecision = "float32",
+    ) -> CosineEncoder:
+        """``tower_precision``: float32 (evaluation, the gates), or ``auto`` / bfloat16 for
+        serving and indexing (``model/precision.py``)."""
+        loaded = cls.load_dir(Path(model_dir), device)
+        return cls(
+            loaded.model,
+            loaded.eval_size,
+            loaded.preprocess,
+            device,
+            Path(model_dir),
+            tower_precision,
+        )
+
     def __init__(
         self,
         model: Any,

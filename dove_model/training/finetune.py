@@ -11,7 +11,6 @@ when ``amp``. The model brings three things (:class:`Finetunable`); the run
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -162,7 +161,7 @@ class TowerFinetune:
         bar = tqdm(
             loader, desc="dual fine-tune", unit="batch", leave=False, disable=not run.show_progress
         )
-        for pixels, texts, scenes in bar:
+        for pixels, texts, scenes in run.timed_steps(done, bar):
             with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=autocast):
                 image, text, scale = model.training_embeddings(pixels.to(run.device), texts)
                 loss = info_nce(image.float(), text.float(), scale, scenes.to(run.device))
@@ -175,10 +174,6 @@ class TowerFinetune:
             self.schedule.step()
             done.add_step(float(loss.detach()), len(texts) * run.dist.world_size)
             bar.set_postfix(loss=f"{done.mean_loss:.3f}")
-            if run.out_of_time():
-                done.out_of_time = True
-                break
-        done.train_seconds = time.monotonic() - done.started
         return done
 
     def val_metrics(self) -> dict[str, float]:

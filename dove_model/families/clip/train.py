@@ -55,18 +55,11 @@ def train_clip(request: TrainRequest) -> TrainResult:
     if run.resumable(settings):
         run.resume(trainables)
     target = trained_model_dir(run.out_dir)
-    stop_reason = "epochs"
-    for epoch in run.epochs():
-        done = recipe.train_epoch(epoch)
-        metrics = run.agreed(recipe.val_metrics() if run.dist.is_main else None)
-        stop = run.end_epoch(
-            done,
-            recipe.lr,
-            metrics,
-            save_best=lambda: save_clip_model_dir(model, target),
-            save_last=lambda: run.checkpoint(trainables, settings),
-        )
-        if stop is not None:
-            stop_reason = stop
-            break
+    stop_reason = run.run_epochs(
+        recipe.train_epoch,
+        recipe.val_metrics,
+        lambda: recipe.lr,
+        save_best=lambda: save_clip_model_dir(model, target),
+        save_last=lambda: run.checkpoint(trainables, settings),
+    )
     return run.finish(stop_reason, model)

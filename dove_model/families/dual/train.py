@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import torch
@@ -151,15 +150,11 @@ class CachedHeads:
         )
         fit.train_mode()
         done = EpochStats(epoch)
-        for batch in batches:
+        for batch in run.timed_steps(done, batches):
             loss = fit.train_step(torch.as_tensor(batch))
             average_gradients(run.dist, fit.trained.parameters())
             fit.update()
             done.add_step(loss, len(batch) * run.dist.world_size)
-            if run.out_of_time():
-                done.out_of_time = True
-                break
-        done.train_seconds = time.monotonic() - done.started
         return done
 
     def val_metrics(self) -> dict[str, float]:
@@ -188,20 +183,13 @@ def train_dual(request: TrainRequest) -> TrainResult:
         if isinstance(recipe, CachedHeads):
             recipe.check_resumed()
     target = trained_model_dir(run.out_dir)
-    stop_reason = "epochs"
-    for epoch in run.epochs():
-        done = recipe.train_epoch(epoch)
-        metrics = run.agreed(recipe.val_metrics() if run.dist.is_main else None)
-        stop = run.end_epoch(
-            done,
-            recipe.lr,
-            metrics,
-            save_best=lambda: save_dual_model_dir(model, size, target, prep),
-            save_last=lambda: run.checkpoint(trainables, settings),
-        )
-        if stop is not None:
-            stop_reason = stop
-            break
+    stop_reason = run.run_epochs(
+        recipe.train_epoch,
+        recipe.val_metrics,
+        lambda: recipe.lr,
+        save_best=lambda: save_dual_model_dir(model, size, target, prep),
+        save_last=lambda: run.checkpoint(trainables, settings),
+    )
     return run.finish(stop_reason, recipe.trained)
 
 
