@@ -268,7 +268,7 @@ class ServeParams(Section):
 class Params(Section):
     data: DataParams = DataParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
-    train: TrainParams = TrainParams()
+    train: TrainParams = Field(default_factory=TrainParams)  # built on use: see registry.py
     evaluate: EvaluateParams = EvaluateParams()
     register_: RegisterParams = Field(RegisterParams(), alias="register")
     pipeline: PipelineParams = PipelineParams()

@@ -253,3 +253,24 @@ def test_family_names_appear_only_in_their_folders_and_the_registry() -> None:
                 if literal != "dove" or owner not in PROJECT_NAME_SHELL_USES
             ]
     assert not found, "family names outside families/:\n" + "\n".join(found)
+
+
+def test_the_low_modules_of_families_import_first_on_their_own() -> None:
+    """config validates a family's settings by importing them on first use: importing a
+    settings module (or the registry) first, in a fresh interpreter, must not find config
+    half-built (the default parameters are built on use, not at import)."""
+    import subprocess
+    import sys
+
+    from dove_model.families.registry import FAMILY_PACKAGES
+
+    modules = ["dove_model.families.registry", "dove_model.testing.deployment"]
+    modules += [f"{package}.settings" for package in FAMILY_PACKAGES.values()]
+    for module in modules:
+        done = subprocess.run(
+            [sys.executable, "-c", f"import {module}; import dove_model.config as c; c.Params()"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{module}: {done.stderr[-1500:]}"
