@@ -266,6 +266,29 @@ class IndexParams(Section):
     tower_precision: TowerPrecision = "auto"
 
 
+class MapParams(Section):
+    """The search page's map (issue 28). No basemap by default: footprints and thumbnails are
+    drawn on a blank map, as offline; a basemap is an XYZ tile URL template the *browser*
+    fetches (the service never does), e.g. ``https://tile.openstreetmap.org/{z}/{x}/{y}.png``."""
+
+    basemap_url: str | None = None
+    attribution: str = ""  # shown on the map (a tile provider's licence usually requires it)
+    max_zoom: int = Field(19, ge=1, le=24)
+
+    @model_validator(mode="after")
+    def _a_tile_template(self) -> MapParams:
+        url = self.basemap_url
+        if url is not None and (
+            not url.startswith(("https://", "http://", "/"))
+            or not all(f"{{{key}}}" in url for key in "xyz")
+        ):
+            raise ValueError(
+                f"serve.map.basemap_url {url[:80]!r}: an http(s) (or /path) tile URL with "
+                "{z}, {x} and {y} in it"
+            )
+        return self
+
+
 class ServeParams(Section):
     host: str = "127.0.0.1"
     port: int = 3000
@@ -302,6 +325,7 @@ class ServeParams(Section):
     # a dual model's query encoder: bfloat16 where the CPU has it natively (auto; 1.3x faster
     # queries on an AMX CPU), or forced; the gates always evaluate in float32 (model/precision.py)
     tower_precision: TowerPrecision = "auto"
+    map: MapParams = MapParams()  # the search page's map: basemap (none: offline)
 
     @model_validator(mode="after")
     def _batching_is_fixed(self) -> ServeParams:
