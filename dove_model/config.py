@@ -340,6 +340,30 @@ class ServeParams(Section):
         return self
 
 
+# ------------------------------------------------------------------------ geo archive
+class ArchiveChecks(Section):
+    """Bounds of the geo gate on an ingested archive (``dove archive validate``;
+    dove_model/quality/archive_suites.py)."""
+
+    min_scenes: int = Field(1, ge=0)
+    max_scenes: int | None = Field(None, ge=1)
+    min_chips: int = Field(1, ge=0)
+    min_chips_per_scene: int = Field(1, ge=0)
+    max_chips_per_scene: int | None = Field(None, ge=1)
+
+
+class ArchiveParams(Section):
+    """``dove archive ingest`` as a pipeline stage (``dvc repro archive``, the DAG's
+    ``ingest_archive`` task); nothing is ingested while ``source`` is null."""
+
+    source: str | None = None  # STAC catalog / collection / item, GeoTIFF(s), a STAC API URL
+    out_dir: str = "artifacts/chips"  # the chips dataset (dove index build -s indexes it)
+    report_dir: str = "reports/archive"  # the geo gate's summary.json and Data Docs
+    ingest: dict[str, Any] = {}  # dove_model.geo.settings.IngestParams fields (chip_size, ...)
+    query: dict[str, Any] = {}  # SourceQuery fields (collections, bbox, datetime, max_items)
+    checks: ArchiveChecks = ArchiveChecks()
+
+
 # --------------------------------------------------------------------------------- root
 class Params(Section):
     data: DataParams = DataParams()
@@ -351,6 +375,7 @@ class Params(Section):
     pipeline: PipelineParams = PipelineParams()
     index: IndexParams = IndexParams()
     serve: ServeParams = ServeParams()
+    archive: ArchiveParams = ArchiveParams()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
