@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dove_model.config import ArchiveChecks
 from dove_model.quality.archive_table import archive_tables
-from dove_model.quality.validate import ValidationResult, run_gate, write_summary
+from dove_model.quality.validate import ValidationResult, run_gate, timings, write_summary
 
 
 def validate_archive(
@@ -39,11 +39,7 @@ def validate_archive(
             "chips": int(archive["n_chips"]),
         },
         splits=[],
-        seconds={
-            "inspect_images": round(derived - started, 3),
-            "expectations": round(finished - derived, 3),
-            "total": round(finished - started, 3),
-        },
+        seconds=timings(started, derived, finished),
     )
     write_summary(result)
     return result

@@ -43,3 +43,12 @@ def deploy_two_scenes(root: Path) -> DemoDeployment:
     captions = [c for _, c in SCENES.values()]
     model = tiny_model_dir(root / "model", [*captions, *(f"there is {c}" for c in captions)])
     return deploy_model(root, chips, model)
+
+
+def set_archive(project: Path, **archive: object) -> None:
+    """Update the ``archive`` section of ``project/params.yaml`` with ``archive``."""
+    import yaml
+
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["archive"] |= archive
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

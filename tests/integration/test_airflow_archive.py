@@ -9,13 +9,12 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from dove_model.errors import GateFailed
 from dove_model.geo.outputs import read_chips
 from dove_model.pipeline.archive import ingest_archive
 from dove_model.testing import orchestrators
-from dove_model.testing.geo_deployment import two_scenes
+from dove_model.testing.geo_deployment import set_archive, two_scenes
 from dove_model.testing.smoke import write_smoke_project
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,12 +22,6 @@ DAGS = REPO_ROOT / "dags"
 TASK = ("ingest_archive",)
 
 pytestmark = pytest.mark.integration
-
-
-def set_archive(project: Path, **archive: object) -> None:
-    raw = yaml.safe_load((project / "params.yaml").read_text())
-    raw["archive"] |= archive
-    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 @pytest.fixture(scope="module")

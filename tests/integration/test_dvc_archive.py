@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dove_model.geo.outputs import read_chips
-from dove_model.testing.geo_deployment import two_scenes
+from dove_model.testing.geo_deployment import set_archive, two_scenes
 from dove_model.testing.orchestrators import BIN, commit_all, dvc, fresh_clone, run_tool
 from dove_model.testing.smoke import write_smoke_project
 
@@ -21,12 +21,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = "pipelines/archive/dvc.yaml"
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore")]
-
-
-def set_archive(project: Path, **archive: object) -> None:
-    raw = yaml.safe_load((project / "params.yaml").read_text())
-    raw["archive"] |= archive
-    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
