@@ -173,7 +173,9 @@ class GeoRows:
         self.n = len(geo)
         shapes = np.asarray(geo.geometry.array, dtype=object)
         self._present = np.flatnonzero([s is not None and not s.is_empty for s in shapes])
-        self.tree = shapely.STRtree(shapes[self._present])
+        self._shapes = shapes[self._present]
+        self._bounds = shapely.bounds(self._shapes)  # (n, 4): west, south, east, north
+        self.tree = shapely.STRtree(self._shapes)
         start = pd.to_datetime(geo["datetime"], utc=True)
         end = pd.to_datetime(geo["datetime_end"], utc=True).fillna(start)
         self._has_time = start.notna().to_numpy()
@@ -185,7 +187,7 @@ class GeoRows:
         keep = np.ones(self.n, dtype=bool)
         for place in where.places:
             hit = np.zeros(self.n, dtype=bool)
-            hit[self._present[self.tree.query(place, predicate="intersects")]] = True
+            hit[self._present[self._intersecting(place)]] = True
             keep &= hit
         if where.has_time:
             keep &= self._has_time
@@ -194,6 +196,33 @@ class GeoRows:
             if where.end_ns is not None:
                 keep &= self.start_ns <= where.end_ns
         return keep
+
+    def _intersecting(self, place: BaseGeometry) -> np.ndarray:
+        """Positions (among the footprints) of those intersecting ``place``. A box (a bbox,
+        or its two halves at the antimeridian) is decided from the footprints' bounds: a
+        footprint whose bounds miss the box misses it, one whose bounds lie inside it is
+        inside it; only those across its edge are tested exactly. Other places: the tree."""
+        boxes = _boxes(place)
+        if boxes is None:
+            return self.tree.query(place, predicate="intersects")
+        w, s, e, n = self._bounds.T
+        hit = np.zeros(len(self._shapes), dtype=bool)
+        for part in boxes:
+            west, south, east, north = part.bounds
+            meets = (e >= west) & (w <= east) & (n >= south) & (s <= north)
+            inside = meets & (w >= west) & (e <= east) & (s >= south) & (n <= north)
+            edge = np.flatnonzero(meets & ~inside)
+            hit |= inside
+            hit[edge] |= shapely.intersects(self._shapes[edge], part)
+        return np.flatnonzero(hit)
+
+
+def _boxes(place: BaseGeometry) -> list[BaseGeometry] | None:
+    """The axis-aligned rectangles ``place`` is made of, or None when it is anything else."""
+    parts = list(place.geoms) if place.geom_type == "MultiPolygon" else [place]
+    if all(p.geom_type == "Polygon" and p.area > 0 and p.equals(box(*p.bounds)) for p in parts):
+        return parts
+    return None
 
 
 def _ns(values: pd.Series) -> np.ndarray:
