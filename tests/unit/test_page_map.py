@@ -20,11 +20,14 @@ from bentoml._internal.bento.build_config import BentoPathSpec
 from dove_model.config import MapParams, Params, parse_params
 from dove_model.errors import ConfigError
 from dove_model.index import load_archive
-from dove_model.index.build import build_index_with
-from dove_model.inference import DoveEncoder
 from dove_model.serving.map_view import map_config
 from dove_model.serving.page_assets import LEAFLET, NpmPackage, is_vendored, vendor
-from dove_model.testing.deployment import SCENES, synthetic_dataset, tiny_model_dir
+from dove_model.testing.deployment import (
+    SCENES,
+    deploy_model,
+    synthetic_dataset,
+    tiny_model_dir,
+)
 from dove_model.testing.geo_index import write_chips
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,20 +113,19 @@ def test_a_basemap_must_be_an_xyz_tile_url(url: str) -> None:
 
 def test_map_settings_with_and_without_footprints(tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    captions = [c for _, c in SCENES.values()]
-    encoder = DoveEncoder.from_dir(tiny_model_dir(tmp_path / "model", captions))
-    dataset = synthetic_dataset(tmp_path / "ds", per_scene=1)
-    plain = build_index_with(encoder, dataset, Params(), tmp_path / "plain", progress=False)
-    assert map_config(load_archive(plain, Params().index), MapParams()) == {
+    model = tiny_model_dir(tmp_path / "model", [c for _, c in SCENES.values()])
+    plain = deploy_model(tmp_path / "plain", synthetic_dataset(tmp_path / "a", 1), model)
+    assert map_config(load_archive(plain.index_dir, Params().index), MapParams()) == {
         "geo": False,
         "bounds": None,
         "basemap": None,
     }
+    dataset = synthetic_dataset(tmp_path / "b", per_scene=1)
     write_chips(dataset)  # image i at lon i..i+1, lat 45..46; image 0 also at -1..0
-    geo = build_index_with(encoder, dataset, Params(), tmp_path / "geo", progress=False)
+    geo = deploy_model(tmp_path / "geo", dataset, model)
     url = "https://tile.example.org/{z}/{x}/{y}.png"
     settings = MapParams(basemap_url=url, attribution="© tiles", max_zoom=17)
-    assert map_config(load_archive(geo, Params().index), settings) == {
+    assert map_config(load_archive(geo.index_dir, Params().index), settings) == {
         "geo": True,
         "bounds": [-1.0, 45.0, 3.0, 46.0],
         "basemap": {"url": url, "attribution": "© tiles", "max_zoom": 17},
