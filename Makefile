@@ -45,7 +45,17 @@ $(VENV)/.synced: pyproject.toml uv.lock | uv
 	$(UV) sync --frozen --compile-bytecode
 	touch $@
 
-setup: $(VENV)/.synced
+# The search page's map library (Leaflet), from the npm registry at a pinned version and
+# sha512 (dove_model/serving/page_assets.py), into serving/static/vendor/ (gitignored; the
+# Bento includes it). Offline: NPM_TARBALL=leaflet-1.9.4.tgz, or NPM_REGISTRY=<a mirror>.
+NPM_REGISTRY ?= https://registry.npmjs.org
+NPM_TARBALL ?=
+PAGE_ASSETS := serving/static/vendor/leaflet/.integrity
+$(PAGE_ASSETS): dove_model/serving/page_assets.py | $(VENV)/.synced
+	$(RUN) python -m dove_model.serving.page_assets --registry $(NPM_REGISTRY) \
+	  $(if $(NPM_TARBALL),--tarball $(NPM_TARBALL))
+
+setup: $(VENV)/.synced $(PAGE_ASSETS)
 
 # Debian packages the tests need (Chromium for the browser test, kubectl for the manifest
 # checks: Debian's kubernetes-client where no kubectl is installed, the container engine and

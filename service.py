@@ -343,13 +343,21 @@ class DoveRetrieval:
     def page(self) -> FileResponse:
         return FileResponse(PAGE_DIR / "index.html", media_type="text/html")
 
-    @ui.get("/static/{name}")
+    @ui.get("/static/{name:path}")
     def asset(self, name: str) -> FileResponse:
         path = _page_assets().get(name)  # an allow-list: no path is built from the name
         if path is None:
             raise HTTPException(404, detail=f"no asset {name[:100]!r}")
         return FileResponse(path)
 
+    # ---- the page's map (issue 28): footprints' extent and the basemap (serve.map)
+    @ui.get("/map.json")
+    def map_settings(self) -> JSONResponse:
+        from dove_model.serving.map_view import map_config
+
+        return JSONResponse(map_config(self.runtime.index.archive, self.serve.map))
+
+    # ---- end of the map block
     @ui.get("/thumbs/{row}")
     def thumbnail(self, row: int, image_id: str | None = None) -> Response:
         """The image at ``row`` of the current index; with ``image_id`` (search results name
@@ -381,9 +389,12 @@ def _client(ctx: Any) -> str:
 
 @lru_cache(maxsize=1)
 def _page_assets() -> dict[str, Path]:
-    return {path.name: path for path in PAGE_DIR.iterdir() if path.is_file()}
+    """The page's files by relative path: its own and the vendored ones (vendor/leaflet/...)."""
+    files = (path for path in PAGE_DIR.rglob("*") if path.is_file() and path.name[0] != ".")
+    return {path.relative_to(PAGE_DIR).as_posix(): path for path in files}
 
 
+PAGE_PATHS = ("/ui", "/ui/", "/ui/map.json")
 API_PATHS = (
     "/search_images",
     "/search_texts",
@@ -394,7 +405,7 @@ API_PATHS = (
 )
 ENDPOINT_LABELS = EndpointLabels(
     exact=frozenset(
-        (*API_PATHS, *OPEN_PATHS, "/", "/ui", "/ui/", "/docs", "/docs.json", "/schema.json")
+        (*API_PATHS, *OPEN_PATHS, *PAGE_PATHS, "/", "/docs", "/docs.json", "/schema.json")
     ),
     templates={"/ui/static/": "/ui/static/{name}", "/ui/thumbs/": "/ui/thumbs/{row}"},
 )

@@ -1,4 +1,5 @@
-"""train: DOVE on the prepared dataset; safetensors checkpoints in the Model artifact."""
+"""train: the active profile's model family on the prepared dataset; safetensors in the
+Model artifact."""
 
 from kfp.dsl import Dataset, Input, Model, Output
 

@@ -7,7 +7,9 @@ that failed its gates is registered as challenger by the pipeline and is not pro
 roll-out still runs, and with the champion unchanged it updates the service's index
 incrementally (only the new data's images are encoded); a new champion gets a full rebuild,
 which the running service swaps in live (model and index together). A run on an unchanged
-data version registers nothing and writes no index version.
+data version registers nothing and writes no index version. Beside them, ``ingest_archive``
+cuts params.yaml's ``archive.source`` (scenes, a STAC catalog) into chips and runs the geo
+gate, when a source is set (issue 28).
 Parsing this file imports only the Airflow SDK: the work lives in
 ``dove_model.pipeline.retraining`` and is imported inside the tasks. Every task is idempotent
 (the registry records what was done for a data version), so retries are safe.
@@ -49,6 +51,19 @@ DEFAULT_ARGS = {
 def _settings() -> tuple[str, str, str | None]:
     params = get_current_context()["params"]
     return params["project_root"], params["params_file"], params["kfp_host"] or None
+
+
+@task(execution_timeout=timedelta(hours=6))
+def ingest_archive() -> dict:
+    """Issue 28: params.yaml's ``archive.source`` (scenes, a STAC catalog) cut into chips in
+    ``archive.out_dir`` and the geo gate run on them (a failed gate fails the task); nothing
+    to do, and success, while no source is configured."""
+    from dove_model.pipeline.archive import ingest_archive
+
+    root, params_file, _ = _settings()
+    ingested = ingest_archive(root, params_file)
+    print(f"archive: {ingested}")
+    return ingested
 
 
 @dag(
@@ -122,6 +137,7 @@ def dove_retraining() -> None:
             print(f"full rebuild: new champion v{rolled['model_version']}")
         return rolled
 
+    ingest_archive()  # beside the retraining, on its own (issue 28)
     result = run_pipeline(detect_data_version())
     branch = gate_passed(result)
     rolled = roll_service()

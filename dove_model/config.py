@@ -215,6 +215,29 @@ class IndexParams(Section):
     tower_precision: TowerPrecision = "auto"
 
 
+class MapParams(Section):
+    """The search page's map (issue 28). No basemap by default: footprints and thumbnails are
+    drawn on a blank map, as offline; a basemap is an XYZ tile URL template the *browser*
+    fetches (the service never does), e.g. ``https://tile.openstreetmap.org/{z}/{x}/{y}.png``."""
+
+    basemap_url: str | None = None
+    attribution: str = ""  # shown on the map (a tile provider's licence usually requires it)
+    max_zoom: int = Field(19, ge=1, le=24)
+
+    @model_validator(mode="after")
+    def _a_tile_template(self) -> MapParams:
+        url = self.basemap_url
+        if url is not None and (
+            not url.startswith(("https://", "http://", "/"))
+            or not all(f"{{{key}}}" in url for key in "xyz")
+        ):
+            raise ValueError(
+                f"serve.map.basemap_url {url[:80]!r}: an http(s) (or /path) tile URL with "
+                "{z}, {x} and {y} in it"
+            )
+        return self
+
+
 class ServeParams(Section):
     host: str = "127.0.0.1"
     port: int = 3000
@@ -251,6 +274,7 @@ class ServeParams(Section):
     # a dual model's query encoder: bfloat16 where the CPU has it natively (auto; 1.3x faster
     # queries on an AMX CPU), or forced; the gates always evaluate in float32 (model/precision.py)
     tower_precision: TowerPrecision = "auto"
+    map: MapParams = MapParams()  # the search page's map: basemap (none: offline)
 
     @model_validator(mode="after")
     def _batching_is_fixed(self) -> ServeParams:
@@ -265,16 +289,41 @@ class ServeParams(Section):
         return self
 
 
+# ------------------------------------------------------------------------ geo archive
+class ArchiveChecks(Section):
+    """Bounds of the geo gate on an ingested archive (``dove archive validate``;
+    dove_model/quality/archive_suites.py)."""
+
+    min_scenes: int = Field(1, ge=0)
+    max_scenes: int | None = Field(None, ge=1)
+    min_chips: int = Field(1, ge=0)
+    min_chips_per_scene: int = Field(1, ge=0)
+    max_chips_per_scene: int | None = Field(None, ge=1)
+
+
+class ArchiveParams(Section):
+    """``dove archive ingest`` as a pipeline stage (``dvc repro archive``, the DAG's
+    ``ingest_archive`` task); nothing is ingested while ``source`` is null."""
+
+    source: str | None = None  # STAC catalog / collection / item, GeoTIFF(s), a STAC API URL
+    out_dir: str = "artifacts/chips"  # the chips dataset (dove index build -s indexes it)
+    report_dir: str = "reports/archive"  # the geo gate's summary.json and Data Docs
+    ingest: dict[str, Any] = {}  # dove_model.geo.settings.IngestParams fields (chip_size, ...)
+    query: dict[str, Any] = {}  # SourceQuery fields (collections, bbox, datetime, max_items)
+    checks: ArchiveChecks = ArchiveChecks()
+
+
 # --------------------------------------------------------------------------------- root
 class Params(Section):
     data: DataParams = DataParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
-    train: TrainParams = TrainParams()
+    train: TrainParams = Field(default_factory=TrainParams)  # built on use: see registry.py
     evaluate: EvaluateParams = EvaluateParams()
     register_: RegisterParams = Field(RegisterParams(), alias="register")
     pipeline: PipelineParams = PipelineParams()
     index: IndexParams = IndexParams()
     serve: ServeParams = ServeParams()
+    archive: ArchiveParams = ArchiveParams()
     feedback: FeedbackParams = FeedbackParams()  # the feedback loop: dove_model/loop_params.py
     monitoring: MonitoringParams = MonitoringParams()
 

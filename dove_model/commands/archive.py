@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from dove_model.commands.options import DEFAULT_PARAMS, ParamsOption
+
 archive_app = typer.Typer(
     help="Geospatial archives: scenes (GeoTIFFs, STAC) tiled into georeferenced chips.",
     no_args_is_help=True,
@@ -119,3 +121,47 @@ def ingest_command(
         f"{summary.existing} already there), {summary.skipped_nodata} skipped for nodata, "
         f"in {summary.seconds:.1f} s"
     )
+
+
+@archive_app.command("build")
+def build_command(params_file: ParamsOption = DEFAULT_PARAMS) -> None:
+    """Stage `archive_ingest`: ingest params.yaml's `archive.source` into `archive.out_dir`
+    with the `archive.ingest` / `archive.query` settings (what `dvc repro` and the DAG run)."""
+    from dove_model.config import load_params
+    from dove_model.geo.stage import ingest_configured
+
+    summary = ingest_configured(load_params(params_file).archive)
+    typer.echo(
+        f"ingested {summary.n_scenes} scenes into {summary.out_dir}: {summary.n_chips} chips "
+        f"({summary.n_images} images), {summary.skipped_nodata} skipped for nodata"
+    )
+
+
+@archive_app.command("validate")
+def validate_command(
+    dataset_dir: Annotated[
+        Path | None, typer.Argument(help="An ingested archive (default: archive.out_dir).")
+    ] = None,
+    params_file: ParamsOption = DEFAULT_PARAMS,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Report folder (default: archive.report_dir).")
+    ] = None,
+) -> None:
+    """Stage `archive_validate`: the geo gate (Great Expectations on the chips' footprints,
+    CRS, times and counts); exit 1 on a critical failure."""
+    from rich.console import Console
+
+    from dove_model.config import load_params
+    from dove_model.errors import GateFailed
+    from dove_model.quality.archive_gate import validate_archive
+    from dove_model.quality.summary import print_summary
+
+    archive = load_params(params_file).archive
+    result = validate_archive(
+        dataset_dir or Path(archive.out_dir),
+        archive.checks,
+        report_dir or Path(archive.report_dir),
+    )
+    print_summary(result, Console(), gate="geo gate")
+    if not result.passed:
+        raise GateFailed(result.failure_message("geo gate"))

@@ -29,7 +29,8 @@ def train_command(
         bool, typer.Option("--fresh", help="Ignore an existing checkpoint in the output folder.")
     ] = False,
 ) -> None:
-    """Train DOVE; resumes from the output folder's last checkpoint unless --fresh."""
+    """Train the profile's model family; resumes from the output folder's last checkpoint unless
+    --fresh."""
     from dove_model.config import load_params, parse_params
     from dove_model.data.prepare import dataset_dir_or_prepared
     from dove_model.families.dispatch import train

@@ -22,7 +22,6 @@ from dove_model.config import Params
 from dove_model.data.manifest import load_split
 from dove_model.device import resolve_device
 from dove_model.families.dispatch import load_encoder
-from dove_model.families.dove.visual import load_boxes_file
 from dove_model.metrics import (
     random_chance_metrics,
     retrieval_metrics,
@@ -109,15 +108,14 @@ def evaluate(
     split_name = split or cfg.split
     data = load_split(dataset_dir, split_name)
     encoder = load_encoder(model_dir, resolve_device(params.train.device))
-    boxes_file = encoder.params.boxes_file
-    all_boxes = load_boxes_file(boxes_file, data.image_ids) if boxes_file else None
+    all_boxes = encoder.region_boxes(data.image_ids)
     batch = 32
     parts = []
     for start in tqdm(
         range(0, data.n_images, batch), desc="encode images", unit="batch", disable=not progress
     ):
         pil = [load_image(p) for p in data.image_paths[start : start + batch]]
-        boxes = None if all_boxes is None else all_boxes[start : start + batch].numpy()
+        boxes = None if all_boxes is None else all_boxes[start : start + batch]
         parts.append(encoder.encode_images(pil, batch_size=batch, boxes=boxes))
     images = ImageParts(
         *(np.concatenate([getattr(p, f) for p in parts]) for f in ("v_m", "v_mr", "r"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,13 +32,16 @@ class FamilySpec:
     settings: type[FamilySettings]
     # the train stage: dataset, params (active profile), out_dir -> a model directory
     train: Callable[[TrainRequest], TrainResult]
-    # model directory -> an encoder satisfying ``index.encoder.Encoder``
+    # model directory -> an encoder satisfying ``model.encoding.Encoder``
     load_encoder: EncoderLoader
     # model directory -> the torch module, loaded strictly (the contract tests round-trip it)
     load_model: Callable[[Path], torch.nn.Module]
     # files a model directory of this family must hold (beyond the shared ones it may list)
     required_files: tuple[str, ...]
+    # a scratch folder -> a tiny, offline training profile (``train.profiles.<p>``) that runs
+    # in seconds on a CPU: what the contract tests (tests/unit/test_family_contract.py) train
+    tiny_profile: Callable[[Path], dict[str, Any]]
     # distributions the registered MLflow pyfunc needs beyond the common ones
     pip_packages: tuple[str, ...] = ()
-    # one line for ``dove model info`` and the docs
+    # one line for the docs and ``dove model families``
     summary: str = ""

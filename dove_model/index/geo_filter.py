@@ -173,7 +173,9 @@ class GeoRows:
         self.n = len(geo)
         shapes = np.asarray(geo.geometry.array, dtype=object)
         self._present = np.flatnonzero([s is not None and not s.is_empty for s in shapes])
-        self.tree = shapely.STRtree(shapes[self._present])
+        self._shapes = shapes[self._present]
+        self._bounds = shapely.bounds(self._shapes)  # (n, 4): west, south, east, north
+        self.tree = shapely.STRtree(self._shapes)
         start = pd.to_datetime(geo["datetime"], utc=True)
         end = pd.to_datetime(geo["datetime_end"], utc=True).fillna(start)
         self._has_time = start.notna().to_numpy()
@@ -185,7 +187,7 @@ class GeoRows:
         keep = np.ones(self.n, dtype=bool)
         for place in where.places:
             hit = np.zeros(self.n, dtype=bool)
-            hit[self._present[self.tree.query(place, predicate="intersects")]] = True
+            hit[self._present[self._intersecting(place)]] = True
             keep &= hit
         if where.has_time:
             keep &= self._has_time
@@ -194,6 +196,34 @@ class GeoRows:
             if where.end_ns is not None:
                 keep &= self.start_ns <= where.end_ns
         return keep
+
+    def _intersecting(self, place: BaseGeometry) -> np.ndarray:
+        """Positions (among the footprints) of those intersecting ``place`` (a position may
+        repeat). A box (a bbox, or its two halves at the antimeridian): the tree finds the
+        footprints whose bounds meet it, those whose bounds lie inside it are inside it, and
+        only those across its edge are tested exactly (1M footprints, a box over 25 % of them:
+        about 50 ms, against about 130 ms for an exact test of each). Other places: the
+        tree's exact ``intersects``."""
+        boxes = _boxes(place)
+        if boxes is None:
+            return self.tree.query(place, predicate="intersects")
+        found = []
+        for part in boxes:
+            west, south, east, north = part.bounds
+            near = self.tree.query(part)  # bounds meet the box
+            w, s, e, n = self._bounds[near].T
+            inside = (w >= west) & (e <= east) & (s >= south) & (n <= north)
+            edge = near[~inside]
+            found += [near[inside], edge[shapely.intersects(self._shapes[edge], part)]]
+        return np.concatenate(found)  # a footprint in both halves twice: harmless as an index
+
+
+def _boxes(place: BaseGeometry) -> list[BaseGeometry] | None:
+    """The axis-aligned rectangles ``place`` is made of, or None when it is anything else."""
+    parts = list(place.geoms) if place.geom_type == "MultiPolygon" else [place]
+    if all(p.geom_type == "Polygon" and p.area > 0 and p.equals(box(*p.bounds)) for p in parts):
+        return parts
+    return None
 
 
 def _ns(values: pd.Series) -> np.ndarray:

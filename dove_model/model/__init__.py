@@ -1,2 +1,3 @@
-"""The DOVE model (TGRS 2024): see docs/model.md for where each part follows the paper, the
-SWAN/GaLR code family, or our own choice."""
+"""What the model families share: towers, preprocessing, dihedral views, the contrastive loss,
+the model directory's common layout and the encoder contract. Each family's own model lives
+in ``dove_model/families/<family>/`` (docs/architecture.md)."""

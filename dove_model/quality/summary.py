@@ -11,13 +11,12 @@ from dove_model.quality.validate import ValidationResult, describe
 _STATUS = {"pass": "[green]pass[/]", "critical": "[red]FAIL[/]", "warning": "[yellow]warn[/]"}
 
 
-def summary_table(result: ValidationResult) -> Table:
+def summary_table(result: ValidationResult, gate: str = "data gate") -> Table:
     counts = result.counts
-    splits = ", ".join(f"{k} {v}" for k, v in counts["images_per_split"].items())
+    per_split = counts.get("images_per_split") or {"chips": counts.get("chips")}
+    splits = ", ".join(f"{k} {v}" for k, v in per_split.items())
     verdict = "[green]PASSED[/]" if result.passed else "[red]FAILED[/]"
-    title = (
-        f"data gate {verdict}: {counts['images']} images ({splits}), {counts['captions']} captions"
-    )
+    title = f"{gate} {verdict}: {counts['images']} images ({splits}), {counts['captions']} captions"
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("suite", no_wrap=True)
     table.add_column("expectation", no_wrap=True)
@@ -31,10 +30,12 @@ def summary_table(result: ValidationResult) -> Table:
     return table
 
 
-def print_summary(result: ValidationResult, console: Console | None = None) -> None:
+def print_summary(
+    result: ValidationResult, console: Console | None = None, gate: str = "data gate"
+) -> None:
     """The table, then one line per failed check naming its first offending rows."""
     console = console or Console()
-    console.print(summary_table(result))
+    console.print(summary_table(result, gate))
     for check in [*result.critical_failures, *result.warnings]:
         colour = "red" if check.severity == "critical" else "yellow"
         console.print(f"[{colour}]{describe(check)}[/]", overflow="ellipsis", no_wrap=True)

@@ -12,7 +12,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -22,6 +22,9 @@ from dove_model.data.manifest import read_manifest
 from dove_model.quality.caption_stats import caption_facts, split_facts
 from dove_model.quality.ge_runner import CheckOutcome, run_suites
 from dove_model.quality.image_table import image_table
+
+if TYPE_CHECKING:  # great_expectations: seconds to import
+    from dove_model.quality.suites import Check
 
 SUMMARY_FILE = "summary.json"
 DATA_DOCS_DIR = "data_docs"
@@ -58,10 +61,10 @@ class ValidationResult:
     def data_docs_index(self) -> Path:
         return self.report_dir / DATA_DOCS_DIR / "index.html"
 
-    def failure_message(self) -> str:
+    def failure_message(self, gate: str = "data gate") -> str:
         """One line naming each failed critical check and its first offending rows."""
         parts = [describe(c) for c in self.critical_failures]
-        return f"{self.dataset_dir}: data gate failed: " + "; ".join(parts)
+        return f"{self.dataset_dir}: {gate} failed: " + "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,10 +140,7 @@ def validate(
     }
     from dove_model.quality.suites import SUITES  # great_expectations: seconds to import
 
-    suites = {name: build(settings) for name, build in SUITES.items()}
-    report_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_dir(report_dir / DATA_DOCS_DIR) as docs_tmp:
-        checks = run_suites(tables, suites, docs_dir=docs_tmp)
+    checks = run_gate(tables, {name: build(settings) for name, build in SUITES.items()}, report_dir)
     finished = time.perf_counter()
     result = ValidationResult(
         dataset_dir=dataset_dir,
@@ -148,14 +148,32 @@ def validate(
         checks=checks,
         counts=_counts(manifest, images),
         splits=_jsonable(tables["splits"].to_dict(orient="records")),
-        seconds={
-            "inspect_images": round(inspected - started, 3),
-            "expectations": round(finished - inspected, 3),
-            "total": round(finished - started, 3),
-        },
+        seconds=timings(started, inspected, finished),
     )
-    write_text(result.summary_file, json.dumps(_jsonable(result.to_json()), indent=2) + "\n")
+    write_summary(result)
     return result
+
+
+def timings(started: float, inspected: float, finished: float) -> dict[str, float]:
+    """Seconds spent deriving the tables, running the expectations, and in all."""
+    return {
+        "inspect_images": round(inspected - started, 3),
+        "expectations": round(finished - inspected, 3),
+        "total": round(finished - started, 3),
+    }
+
+
+def run_gate(
+    tables: dict[str, pd.DataFrame], suites: dict[str, list[Check]], report_dir: Path
+) -> list[CheckOutcome]:
+    """Run ``suites`` over ``tables``; the Data Docs site replaces ``report_dir/data_docs``."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(report_dir / DATA_DOCS_DIR) as docs_tmp:
+        return run_suites(tables, suites, docs_dir=docs_tmp)
+
+
+def write_summary(result: ValidationResult) -> None:
+    write_text(result.summary_file, json.dumps(_jsonable(result.to_json()), indent=2) + "\n")
 
 
 def _counts(manifest: pd.DataFrame, images: pd.DataFrame) -> dict[str, Any]:

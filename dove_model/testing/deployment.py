@@ -161,18 +161,22 @@ def deploy_model(workdir: Path, dataset: Path, model_dir: Path) -> DemoDeploymen
     return DemoDeployment(dataset, model_dir, result.index_dir, result.model.tag, home)
 
 
-def train_dual_smoke(workdir: Path) -> tuple[Path, Path]:
-    """Train the dual family on the smoke project (48 synthetic scenes of 14 classes, a few
-    seconds on 2 cores); returns (prepared dataset, model directory)."""
+def train_family_smoke(workdir: Path, family: str) -> tuple[Path, Path]:
+    """Train ``family``'s tiny profile (``FamilySpec.tiny_profile``) on the smoke project (48
+    synthetic scenes of 14 classes, seconds on 2 cores); returns (prepared dataset, model
+    directory)."""
     import contextlib
 
     from dove_model.config import load_params
     from dove_model.data.prepare import prepare
     from dove_model.families.dispatch import train
-    from dove_model.testing.smoke import DUAL_SMOKE, write_smoke_project
+    from dove_model.families.registry import family_spec
+    from dove_model.testing.smoke import write_smoke_project
 
     workdir = Path(workdir).resolve()
-    params_file = write_smoke_project(workdir, DUAL_SMOKE)
+    tiny = family_spec(family).tiny_profile(workdir / "family")
+    overrides = {"train": {"profile": family, "profiles": {family: tiny}}}
+    params_file = write_smoke_project(workdir, overrides)
     with contextlib.chdir(workdir):
         params = load_params(params_file)
         dataset = prepare(params, progress=False)
@@ -180,11 +184,12 @@ def train_dual_smoke(workdir: Path) -> tuple[Path, Path]:
     return workdir / dataset, workdir / result.model_dir
 
 
-def deploy_dual_smoke(workdir: Path) -> DemoDeployment:
-    """A trained dual model imported into a BentoML store under ``workdir/bentoml`` (as
-    ``dove deploy`` imports a champion) and the smoke archive indexed with it."""
+def deploy_family(workdir: Path, family: str) -> DemoDeployment:
+    """A trained tiny model of ``family`` imported into a BentoML store under
+    ``workdir/bentoml`` (as ``dove deploy`` imports a champion) and the smoke archive
+    indexed with it."""
     workdir = Path(workdir)
-    dataset, model_dir = train_dual_smoke(workdir / "project")
+    dataset, model_dir = train_family_smoke(workdir / "project", family)
     return deploy_model(workdir, dataset, model_dir)
 
 

@@ -126,6 +126,8 @@ DAG_TEST_SCRIPT = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
 dag = DagBag(dag_folder=sys.argv[1]).dags[sys.argv[3]]
+if sys.argv[4:]:  # only these tasks (their upstream left out)
+    dag = dag.partial_subset(sys.argv[4].split(","), include_upstream=False)
 conf = {"project_root": sys.argv[2], "params_file": "params.yaml", "kfp_host": ""}
 run = dag.test(run_conf=conf)
 tis = run.get_task_instances()
@@ -136,12 +138,15 @@ print("RESULT " + json.dumps(result, default=str))
 """
 
 
-def dag_test(home: Path, dags_folder: Path, project: Path) -> dict[str, Any]:
-    """``dag.test()`` of the retraining DAG on ``project``: the run state, the task states
-    and each task's return value (XCom, None when it returned nothing or was skipped); the
-    task logs are in ``output``."""
+def dag_test(
+    home: Path, dags_folder: Path, project: Path, only: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``dag.test()`` of the retraining DAG on ``project`` (or of its tasks ``only``): the run
+    state, the task states and each task's return value (XCom, None when it returned nothing
+    or was skipped); the task logs are in ``output``."""
     env = airflow_env(home, dags_folder, project)
     script = [sys.executable, "-c", DAG_TEST_SCRIPT, str(dags_folder), str(project), DAG_ID]
+    script += [",".join(only)] if only else []
     done = run_tool(project, *script, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:

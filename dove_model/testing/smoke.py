@@ -14,6 +14,7 @@ import yaml
 
 from dove_model.atomic import write_text
 from dove_model.config import parse_params
+from dove_model.families.dual.spec import TINY_PROFILE as DUAL_TINY_PROFILE
 
 SMOKE_PARAMS: dict[str, Any] = {
     "data": {
@@ -63,25 +64,8 @@ SMOKE_PARAMS: dict[str, Any] = {
 DUAL_SMOKE: dict[str, Any] = {
     "train": {
         "profile": "smoke-dual",
-        "profiles": {
-            "smoke-dual": {
-                "epochs": 3,
-                "batch_size": 32,
-                "lr": 0.001,
-                "weight_decay": 0.1,
-                "eval_size": 64,
-                "amp": False,
-                "feature_cache": True,
-                "model": {
-                    "family": "dual",
-                    "backbone": "tf_efficientnet_lite0",
-                    "pretrained": True,
-                    "embed_dim": 64,
-                    "projection_hidden": 128,
-                    "tta_rotations": 2,  # 4 views with the mirror: the dihedral path
-                },
-            }
-        },
+        # the family's tiny profile (offline Lite0 + MiniLM towers, cached features), 3 epochs
+        "profiles": {"smoke-dual": {**deepcopy(DUAL_TINY_PROFILE), "epochs": 3}},
     }
 }
 

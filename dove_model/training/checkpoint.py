@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic_core import to_jsonable_python
 from safetensors.torch import save_file
 
 from dove_model.atomic import atomic_dir
@@ -93,7 +94,11 @@ def check_compatible(out_dir: Path, settings: FamilySettings, dataset_version: s
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: unreadable checkpoint metadata ({exc})") from None
     current = settings.model_dump(mode="json")
-    defaults = type(settings)().model_dump(mode="json")
+    defaults = {
+        name: to_jsonable_python(field.get_default(call_default_factory=True))
+        for name, field in type(settings).model_fields.items()
+        if not field.is_required()
+    }
     recorded = {k: v for k, v in meta.get("model", {}).items() if k in current}
     saved = {**defaults, **recorded}
     for key in sorted(current):

@@ -15,7 +15,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -199,6 +199,34 @@ class TrainingRun:
         if self.dist.enabled and self.dist.is_main:
             barrier(self.dist)
         return value
+
+    def timed_steps(self, done: EpochStats, batches: Iterable[T]) -> Iterator[T]:
+        """The epoch's batches, one at a time, until the time budget runs out (then
+        ``done.out_of_time``); ``done.train_seconds`` is set when the pass ends."""
+        for batch in batches:
+            yield batch
+            if self.out_of_time():
+                done.out_of_time = True
+                break
+        done.train_seconds = time.monotonic() - done.started
+
+    def run_epochs(
+        self,
+        train_epoch: Callable[[int], EpochStats],
+        validate: Callable[[], dict[str, float]],
+        lr: Callable[[], float],
+        save_best: Callable[[], None],
+        save_last: Callable[[], None],
+    ) -> str:
+        """The epochs still to run: train, validate on rank 0 (agreed by all), record, keep
+        the best, checkpoint; the stop reason ("epochs", "early_stopping", "time_budget")."""
+        for epoch in self.epochs():
+            done = train_epoch(epoch)
+            metrics = self.agreed(validate() if self.dist.is_main else None)
+            stop = self.end_epoch(done, lr(), metrics, save_best, save_last)
+            if stop is not None:
+                return stop
+        return "epochs"
 
     def agreed(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (validation runs on rank 0 only)."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dove_model.errors import ConfigError
+from dove_model.serving.page_assets import DEFAULT_OUT, default_cache_dir, vendor
 from infra.images.engine import REPO_ROOT, Engine, build_args
 
 DOCKER_DIR = REPO_ROOT / "infra" / "docker"
@@ -148,7 +149,9 @@ def build_pipeline(engine: Engine, settings: ImageSettings, report: Report) -> N
 
 
 def build_bento(environ: dict[str, str] | None = None) -> str:
-    """``bentoml build`` from bentofile.yaml (offline: the project's exported lock); its tag."""
+    """``bentoml build`` from bentofile.yaml (offline: the project's exported lock); its tag.
+    The page's npm files are vendored first (a no-op when present), so the Bento has them."""
+    vendor(REPO_ROOT / DEFAULT_OUT, cache_dir=default_cache_dir())
     done = subprocess.run(
         [sys.executable, "-m", "bentoml", "build", "-f", "bentofile.yaml", "--output", "tag", "."],
         cwd=REPO_ROOT,

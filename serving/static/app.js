@@ -57,16 +57,20 @@ $("text-form").addEventListener("submit", async (event) => {
   setStatus(status, "searching...");
   $("results").replaceChildren();
   const started = performance.now();
+  // map (issue 28): with geo metadata the map adds format "geojson" and a drawn bbox
+  const geo = window.doveMap ? await window.doveMap.searchFields() : {};
   const response = await fetch("/search_images", {
     method: "POST",
     headers: { ...authHeaders(), "Content-Type": "application/json" },
-    body: JSON.stringify({ query: $("query").value, k: Number($("k").value) }),
+    body: JSON.stringify({ query: $("query").value, k: Number($("k").value), ...geo }),
   });
   if (!response.ok) { setStatus(status, await errorText(response), true); return; }
   const body = await response.json();
   $("results").dataset.queryId = body.query_id || "";  // for feedback.js
-  $("results").replaceChildren(...body.results.map(card));
-  const found = `${body.results.length} images in ${Math.round(performance.now() - started)} ms`;
+  const results = window.doveMap ? window.doveMap.results(body) : body.results;
+  if (window.doveMap) window.doveMap.show(body);  // /map
+  $("results").replaceChildren(...results.map(card));
+  const found = `${results.length} images in ${Math.round(performance.now() - started)} ms`;
   const unknown = body.unknown_words || [];
   setStatus(status, unknown.length
     ? `${found}; words the model does not know (ignored): ${unknown.join(", ")}`

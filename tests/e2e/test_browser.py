@@ -4,29 +4,21 @@ and a bad query shows the server's message. A screenshot is kept as a test artif
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, Route, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from dove_model.serving.launch import ServiceProcess
+from dove_model.testing.browser import CHROMIUM, service_page
+from dove_model.testing.browser import keep_screenshot as keep
 from dove_model.testing.deployment import DemoDeployment, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "reports" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -46,38 +38,12 @@ def service(
 def page(service: ServiceProcess) -> Iterator[Page]:
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} not installed (run `make system-deps`)")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            context = browser.new_context(viewport={"width": 1200, "height": 900})
-            # Only the service itself may be reached: any other request fails the test.
-            outside: list[str] = []
-
-            def guard(route: Route) -> None:
-                url = route.request.url
-                if url.startswith(service.url):
-                    route.continue_()
-                else:
-                    outside.append(url)
-                    route.abort()
-
-            context.route("**/*", guard)
-            tab = context.new_page()
-            tab.goto(service.page_url)
-            yield tab
-            assert not outside, f"the page tried to reach {outside}"
-        finally:
-            browser.close()
+    with service_page(service.url, service.page_url) as tab:
+        yield tab
 
 
 def keep_screenshot(tab: Page, tmp_path: Path, name: str) -> Path:
-    shot = tmp_path / name
-    tab.screenshot(path=str(shot), full_page=True)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(shot, SCREENSHOTS / name)
-    return shot
+    return keep(tab, tmp_path, name, SCREENSHOTS)
 
 
 def test_page_shows_model_info(page: Page) -> None:

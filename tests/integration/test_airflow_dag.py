@@ -60,6 +60,7 @@ def test_dag_folder_imports_without_errors(tmp_path: Path) -> None:
     assert report["tasks"] == [
         "detect_data_version",
         "gate_passed",
+        "ingest_archive",
         "promote",
         "roll_service",
         "run_pipeline",

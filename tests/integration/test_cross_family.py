@@ -1,9 +1,9 @@
-"""Both families, trained for real on one dataset version, compete under one registry gate.
+"""Every family, trained for real on one dataset version, competes under one registry gate.
 
-A DOVE model and a dual model train on the same smoke dataset, are evaluated by the same
-function and registered under one registered model (sqlite MLflow). The weaker registers
-first and becomes champion; the stronger, of the other family, is then gated against it and
-promoted; the weaker registered again stays challenger. Each version carries its family, and
+A DOVE model, a dual model and a clip checkpoint (zero-shot) train on the same smoke dataset,
+are evaluated by the same function and registered under one registered model (sqlite MLflow),
+weakest first: each stronger one, whatever its family, is gated against the champion and
+promoted; the weakest registered again stays challenger. Each version carries its family, and
 the dual champion loads as a working pyfunc.
 """
 
@@ -20,6 +20,7 @@ import yaml
 from dove_model.config import Params, load_params
 from dove_model.evaluation.evaluate import evaluate
 from dove_model.families.dispatch import train
+from dove_model.families.registry import family_spec
 from dove_model.registry import alias_state, detect_data_version, register
 from dove_model.registry.promotion import alias_families
 from dove_model.registry.register import FAMILY_TAG
@@ -43,13 +44,20 @@ def families(smoke_trained: tuple[Path, Params]) -> dict:
     """{family: (model_dir, metrics_file, mR)} on one dataset, and the shared params."""
     root, params = smoke_trained
     dual_params = _with_profile(root, DUAL_SMOKE)
+    clip_profile = family_spec("clip").tiny_profile(root / "bring")
+    clip_profile["model"]["zero_shot"] = True
+    clip_params = _with_profile(
+        root, {"train": {"profile": "clip", "profiles": {"clip": clip_profile}}}
+    )
     dataset = root / params.data.prepared_dir / params.data.name
     found = {}
     with contextlib.chdir(root):
         dual = train(dataset, dual_params, root / "train-dual", progress=False)
+        clip = train(dataset, clip_params, root / "train-clip", progress=False)
         for family, model_dir in (
             ("dove", root / params.train.out_dir / "model"),
             ("dual", dual.model_dir),
+            ("clip", clip.model_dir),
         ):
             out = root / f"metrics-{family}.json"
             report = evaluate(model_dir, dataset, dual_params, out, progress=False)
@@ -75,24 +83,23 @@ def test_the_better_family_takes_the_champion_from_the_other(
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     models = families["models"]
-    assert models["dove"][2] != models["dual"][2], "equal mR: the gate cannot tell them apart"
-    weaker, stronger = sorted(models, key=lambda family: models[family][2])
+    assert len({m[2] for m in models.values()}) == 3, "equal mR: the gate cannot tell them apart"
+    weakest, middle, strongest = sorted(models, key=lambda family: models[family][2])
     params, root = families["params"], families["root"]
-    first = _register(families, weaker)
-    assert first.promoted and first.champion_version == "1"
-    second = _register(families, stronger)
-    assert second.promoted and second.champion_version == "2", second.gate
-    third = _register(families, weaker)
-    assert not third.promoted and "regresses" in third.gate
+    for version, family in enumerate((weakest, middle, strongest), start=1):
+        result = _register(families, family)
+        assert result.promoted and result.champion_version == str(version), result.gate
+    again = _register(families, weakest)
+    assert not again.promoted and "regresses" in again.gate
     assert alias_state(params, root=root) == {
-        "champion": "2",
-        "previous-champion": "1",
-        "challenger": "3",
+        "champion": "3",
+        "previous-champion": "2",
+        "challenger": "4",
     }
     assert alias_families(params, root=root) == {
-        "champion": stronger,
-        "previous-champion": weaker,
-        "challenger": weaker,
+        "champion": strongest,
+        "previous-champion": middle,
+        "challenger": weakest,
     }
     from mlflow import MlflowClient
 
@@ -101,7 +108,7 @@ def test_the_better_family_takes_the_champion_from_the_other(
     uri = resolve_tracking_uri(params.register_, root=root)
     client = MlflowClient(uri, uri)
     name = params.register_.model_name
-    assert client.get_model_version(name, "2").tags[FAMILY_TAG] == stronger
+    assert client.get_model_version(name, "3").tags[FAMILY_TAG] == strongest
 
 
 def test_a_registered_dual_model_loads_as_a_pyfunc(
@@ -144,7 +151,7 @@ def test_a_champion_from_another_data_version_is_re_evaluated_across_families(
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     models, params = families["models"], families["params"]
-    weaker, stronger = sorted(models, key=lambda family: models[family][2])
+    weaker, *_, stronger = sorted(models, key=lambda family: models[family][2])
     model_dir, metrics, _ = models[weaker]
     register(model_dir, metrics, params, DataVersion("older-data", None, "rev"), root=tmp_path)
     data_version = detect_data_version(families["dataset"], root=families["root"])

@@ -130,3 +130,34 @@ def test_switching_the_profile_to_the_dual_family_retrains_and_redeploys(
     assert version.tags[FAMILY_TAG] == "dual"
     assert registration["promoted"]  # the smoke gates let any model through
     assert any((project / params.index.out_dir).iterdir())
+
+
+def test_switching_to_a_zero_shot_clip_checkpoint_registers_and_deploys_it(
+    project: Path, first_repro: str
+) -> None:
+    """The third family from params.yaml alone: a checkpoint the user brings (a tiny random
+    open_clip model here) goes through the same stages, gated against the champion."""
+    from mlflow import MlflowClient
+
+    from dove_model.families.registry import family_spec
+    from dove_model.registry.register import FAMILY_TAG
+    from dove_model.registry.tracking import resolve_tracking_uri
+
+    profile = family_spec("clip").tiny_profile(project / "models")
+    profile["model"]["zero_shot"] = True
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["train"]["profile"] = "remoteclip-tiny"
+    raw["train"]["profiles"]["remoteclip-tiny"] = profile
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    output = dvc(project, "repro")
+    for stage in ("train", "evaluate", "register", "deploy"):
+        assert f"Running stage '{stage}'" in output
+    history = json.loads((project / "artifacts/train/history.json").read_text())
+    assert history["family"] == "clip" and [e["epoch"] for e in history["epochs"]] == [0]
+    registration = json.loads((project / "reports/registration.json").read_text())
+    params = load_params(project / "params.yaml")
+    uri = resolve_tracking_uri(params.register_, root=project, environ={})
+    version = MlflowClient(uri, uri).get_model_version(
+        params.register_.model_name, registration["version"]
+    )
+    assert version.tags[FAMILY_TAG] == "clip"

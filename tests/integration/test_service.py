@@ -1,5 +1,9 @@
-"""The retrieval service under a real `bentoml serve`: search, info, probes, metrics, API key
-and every kind of bad input (each a JSON 4xx, the server staying healthy)."""
+"""The retrieval service under a real `bentoml serve`, for every registered family: search,
+info, probes, metrics, API key and every kind of bad input (each a JSON 4xx, the server
+staying healthy). A family gets this file by its line in ``families/registry.py``: DOVE on
+the shared synthetic deployment, every other family's tiny profile trained on the smoke
+project (``deploy_family``); what differs between families (the vector width, the re-rank,
+the vocabulary) is read from the family's own encoder, never written here."""
 
 from __future__ import annotations
 
@@ -10,9 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
+from dove_model.families.dispatch import load_encoder
+from dove_model.families.registry import LEGACY_FAMILY, family_names
+from dove_model.model.encoding import Encoder
 from dove_model.serving.launch import ServiceProcess, serving_env, start_service
 from dove_model.testing.bad_input import (
     BAD_GEO_QUERIES,
@@ -24,16 +33,33 @@ from dove_model.testing.bad_input import (
     png_bytes,
 )
 from dove_model.testing.bad_input import error_text as assert_json_error
-from dove_model.testing.deployment import DemoDeployment, serving, tiny_model_dir
+from dove_model.testing.deployment import (
+    DemoDeployment,
+    deploy_family,
+    serving,
+    tiny_model_dir,
+)
 
 pytestmark = pytest.mark.integration
 API_KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
+@pytest.fixture(scope="module", params=family_names())
+def deployment(
+    request: pytest.FixtureRequest,
+    synthetic_deployment: DemoDeployment,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> DemoDeployment:
+    if request.param == LEGACY_FAMILY:
+        return synthetic_deployment
+    return deploy_family(tmp_path_factory.mktemp(f"{request.param}-deployment"), request.param)
+
+
 @pytest.fixture(scope="module")
-def deployment(synthetic_deployment: DemoDeployment) -> DemoDeployment:
-    return synthetic_deployment
+def encoder(deployment: DemoDeployment) -> Encoder:
+    """The deployed model as the library loads it: what the service must agree with."""
+    return load_encoder(deployment.model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +79,7 @@ def client(service: ServiceProcess) -> Iterator[httpx.Client]:
 
 # --------------------------------------------------------------------------- search
 def test_search_images_returns_ranked_archive_images(
-    client: httpx.Client, deployment: DemoDeployment
+    client: httpx.Client, encoder: Encoder
 ) -> None:
     response = client.post("/search_images", json={"query": "a blue lake", "k": 5})
     assert response.status_code == 200, response.text
@@ -61,6 +87,8 @@ def test_search_images_returns_ranked_archive_images(
     assert body["query"] == "a blue lake" and body["k"] == 5
     scores = [hit["score"] for hit in body["results"]]
     assert len(scores) == 5 and scores == sorted(scores, reverse=True)
+    if encoder.single_stage:  # the global cosine is the whole score: no re-rank moved it
+        assert all(hit["score"] == hit["candidate_score"] for hit in body["results"])
     ids = {hit["image_id"] for hit in body["results"]}
     assert len(ids) == 5
     thumb = client.get(body["results"][0]["thumbnail_url"])
@@ -76,21 +104,30 @@ def test_search_texts_returns_captions_for_an_upload(client: httpx.Client) -> No
     assert len(results) == 3 and all(hit["caption"] for hit in results)
 
 
-def test_info_names_model_version_and_gallery_sizes(
-    client: httpx.Client, deployment: DemoDeployment
+def test_info_names_model_version_family_and_gallery_sizes(
+    client: httpx.Client, deployment: DemoDeployment, encoder: Encoder
 ) -> None:
     info = client.post("/info", json={}).json()
     name = deployment.model_tag.split(":")[0]
     assert (info["model_name"], info["model_version"]) == (name, "local")
-    assert info["n_images"] == 24 and info["n_captions"] == 48
+    assert (info["family"], info["single_stage"]) == (encoder.family, encoder.single_stage)
+    manifest = pd.read_parquet(deployment.dataset_dir / "manifest.parquet")
+    assert info["n_images"] == manifest["image_id"].nunique()
+    assert info["n_captions"] == len(manifest)
     assert info["image_index"] == "exact"
 
 
-def test_encoders_are_batchable_endpoints(client: httpx.Client) -> None:
+def test_encoders_are_batchable_endpoints_and_encode_like_the_library(
+    client: httpx.Client, encoder: Encoder
+) -> None:
     texts = client.post("/encode_texts", json={"texts": ["a lake", "green farmland"]})
     assert texts.status_code == 200, texts.text
-    vectors = texts.json()
-    assert len(vectors) == 2 and len(vectors[0]) == 64
+    vectors = np.asarray(texts.json(), np.float32)
+    local = encoder.encode_texts(["a lake", "green farmland"]).t_g
+    assert vectors.shape == local.shape
+    # the service may run a family's towers in bfloat16 (serve.tower_precision: auto)
+    cosines = (vectors * local).sum(1) / np.linalg.norm(vectors, axis=1)
+    assert (cosines / np.linalg.norm(local, axis=1) > 0.98).all(), cosines
     images = client.post(
         "/encode_images", files=[("images", ("a.png", png_bytes(), "image/png"))] * 2
     )
@@ -108,15 +145,16 @@ def test_a_bad_request_does_not_fail_the_batch_it_would_join(client: httpx.Clien
 
 
 # --------------------------------------------------------------------- probes, key
-def test_health_and_metrics_need_no_key(service: ServiceProcess, client: httpx.Client) -> None:
+def test_health_and_metrics_need_no_key(
+    service: ServiceProcess, client: httpx.Client, encoder: Encoder
+) -> None:
     client.post("/search_images", json={"query": "city", "k": 3})
     for path in ("/healthz", "/livez", "/readyz"):
         assert httpx.get(service.url + path).status_code == 200
     metrics = httpx.get(service.url + "/metrics").text
     for step in ("encode", "candidate_search", "rerank"):
-        assert (
-            f'dove_search_step_seconds_count{{direction="text_to_image",step="{step}"}}' in metrics
-        )
+        timed = f'dove_search_step_seconds_count{{direction="text_to_image",step="{step}"}}'
+        assert (timed in metrics) == (step != "rerank" or not encoder.single_stage), step
     assert 'dove_search_batch_size_count{direction="text_to_image"}' in metrics
 
 
@@ -224,7 +262,7 @@ def test_service_refuses_an_index_built_by_another_model(
     proc = start_service(env, log_file=tmp_path / "serve.log")
     try:
         deadline = time.monotonic() + 120
-        while "index was built by model" not in proc.log_tail(50_000):
+        while "index was built by" not in proc.log_tail(50_000):
             assert time.monotonic() < deadline, proc.log_tail()
             time.sleep(0.5)
         try:
@@ -311,10 +349,13 @@ def test_an_unparsable_cookie_is_answered(service: ServiceProcess, cookie: str) 
         assert_json_error(response, 401)
 
 
-def test_unknown_query_words_are_reported(client: httpx.Client) -> None:
+def test_unknown_query_words_are_reported(client: httpx.Client, encoder: Encoder) -> None:
+    """A word-level vocabulary (DOVE) names the words it does not know; a sub-word tokenizer
+    knows every word."""
     response = client.post("/search_images", json={"query": "a blue zzqx lake", "k": 2})
     assert response.status_code == 200, response.text
-    assert response.json()["unknown_words"] == ["zzqx"]
+    unknown = response.json()["unknown_words"]
+    assert unknown == encoder.unknown_words("a blue zzqx lake") and unknown in ([], ["zzqx"])
 
 
 def test_exif_orientation_is_applied_before_encoding(client: httpx.Client) -> None:

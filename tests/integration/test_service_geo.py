@@ -5,10 +5,7 @@ bad filter a JSON 400."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import geopandas as gpd
@@ -22,43 +19,21 @@ from dove_model.geo.outputs import read_chips
 from dove_model.index.incremental import update_index_with
 from dove_model.serving.launch import ServiceProcess
 from dove_model.testing.bad_input import BAD_GEO_QUERIES, error_text, png_bytes
-from dove_model.testing.deployment import (
-    SCENES,
-    DemoDeployment,
-    deploy_model,
-    serving,
-    tiny_model_dir,
-    wait_for_info,
+from dove_model.testing.deployment import DemoDeployment, serving, wait_for_info
+from dove_model.testing.geo_deployment import (
+    JULY,
+    NEAR_A,
+    deploy_two_scenes,
+    ingest_cli,
 )
 from dove_model.testing.geo_scenes import rgb_scene
 
 pytestmark = pytest.mark.integration
-DOVE = str(Path(sys.executable).with_name("dove"))
-REPO = Path(__file__).resolve().parents[2]
-NEAR_A = [8.99, 47.99, 9.02, 48.01]  # around scene A (its top-left corner is at 9.0E 48.0N)
-MAY, JULY = datetime(2024, 5, 1, 10, 30, tzinfo=UTC), datetime(2024, 7, 1, 10, 30, tzinfo=UTC)
-
-
-def ingest(scenes: Path, out: Path) -> Path:
-    """``dove archive ingest`` (the CLI) of ``scenes`` into ``out``: 32 px chips."""
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
-    args = ["archive", "ingest", str(scenes), "--out", str(out), "--chip-size", "32"]
-    result = subprocess.run(
-        [DOVE, *args, "--workers", "1"], env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    return out
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> DemoDeployment:
-    root = tmp_path_factory.mktemp("geo-service")
-    rgb_scene(root / "scenes" / "a.tif", 128, lon=9.0, lat=48.0, seed=1, when=MAY)
-    rgb_scene(root / "scenes" / "b.tif", 128, lon=11.0, lat=47.0, seed=2, when=JULY)
-    chips = ingest(root / "scenes", root / "chips")
-    captions = [c for _, c in SCENES.values()]
-    model = tiny_model_dir(root / "model", [*captions, *(f"there is {c}" for c in captions)])
-    return deploy_model(root, chips, model)
+    return deploy_two_scenes(tmp_path_factory.mktemp("geo-service"))
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +177,7 @@ def test_a_live_swap_to_a_grown_archive_serves_its_new_footprints(
     near_c = [6.99, 46.49, 7.02, 46.51]
     assert search(client, k=10, bbox=near_c)["results"] == []
     before = client.post("/info", json={}).json()
-    ingest(scenes, deployment.dataset_dir)
+    ingest_cli(scenes, deployment.dataset_dir)
     encoder = DoveEncoder.from_dir(deployment.model_dir)
     report = update_index_with(
         encoder, deployment.index_dir, deployment.dataset_dir, Params(), progress=False

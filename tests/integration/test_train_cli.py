@@ -12,14 +12,9 @@ import yaml
 
 from dove_model.config import DataParams, Params, SynthParams, parse_params
 from dove_model.data.prepare import prepare
+from dove_model.families.dove.spec import TINY_PROFILE
 
-TINY_MODEL = {
-    "family": "dove",
-    "backbone": "resnet18",
-    "embed_dim": 32,
-    "word_dim": 16,
-    "vocab_min_freq": 1,
-}
+TINY_MODEL = TINY_PROFILE["model"]  # the family's tiny model: a random resnet18
 DOVE = str(Path(sys.executable).parent / "dove")
 
 

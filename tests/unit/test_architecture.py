@@ -197,3 +197,83 @@ def test_no_import_circles() -> None:
         if module not in state:
             visit(module, [module])
     assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)
+
+
+# uses of "dove" that name the project (its command, experiment, tags), not the model family
+PROJECT_NAME_USES = {"name", "DOCS_SITE", "add_pandas", "experiment", "tags", "Div"}
+PROJECT_NAME_SHELL_USES = {"tags", "DEFAULT_EXPERIMENT", "Div"}
+
+
+def _family_literals(path: Path) -> Iterator[tuple[int, str, str]]:
+    """(line, literal, owner) of every string constant equal to a family name; the owner is
+    what the literal is bound to (an assignment target, keyword or called function), or
+    ``Div`` for a path (``bin / "dove"``: the command)."""
+    from dove_model.families.registry import family_names
+
+    names = set(family_names())
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and node.value in names:
+            yield node.lineno, str(node.value), _owner(node, parents)
+
+
+def _owner(node: ast.AST, parents: dict[int, ast.AST]) -> str:
+    while id(node) in parents:
+        node = parents[id(node)]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            return "Div"
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            return ast.unparse(target).split(".")[-1]
+        if isinstance(node, ast.keyword):
+            return str(node.arg)
+        if isinstance(node, ast.Call):
+            return ast.unparse(node.func).split(".")[-1]
+    return "module"
+
+
+def test_family_names_appear_only_in_their_folders_and_the_registry() -> None:
+    """Dispatch on a family happens in ``families/`` alone: no library module outside a
+    family's own folder and the registry spells a family's name. Test support
+    (``dove_model/testing``) writes profiles, as params.yaml does, and may."""
+    allowed = {LIBRARY / "families" / name for name in ("dove", "dual", "clip")}
+    allowed.add(LIBRARY / "testing")
+    found = []
+    for path in library_files():
+        if any(d in path.parents for d in allowed) or path == LIBRARY / "families/registry.py":
+            continue
+        found += [
+            f"{path.relative_to(REPO)}:{line} {literal!r} ({owner})"
+            for line, literal, owner in _family_literals(path)
+            if literal != "dove" or owner not in PROJECT_NAME_USES
+        ]
+    for shell in TOP_LEVEL_SHELLS:
+        for path in sorted(REPO.glob(f"{shell}/**/*.py")) + sorted(REPO.glob(f"{shell}.py")):
+            found += [
+                f"{path.relative_to(REPO)}:{line} {literal!r} ({owner})"
+                for line, literal, owner in _family_literals(path)
+                if literal != "dove" or owner not in PROJECT_NAME_SHELL_USES
+            ]
+    assert not found, "family names outside families/:\n" + "\n".join(found)
+
+
+def test_the_low_modules_of_families_import_first_on_their_own() -> None:
+    """config validates a family's settings by importing them on first use: importing a
+    settings module (or the registry) first, in a fresh interpreter, must not find config
+    half-built (the default parameters are built on use, not at import)."""
+    import subprocess
+    import sys
+
+    from dove_model.families.registry import FAMILY_PACKAGES
+
+    modules = ["dove_model.families.registry", "dove_model.testing.deployment"]
+    modules += [f"{package}.settings" for package in FAMILY_PACKAGES.values()]
+    for module in modules:
+        done = subprocess.run(
+            [sys.executable, "-c", f"import {module}; import dove_model.config as c; c.Params()"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{module}: {done.stderr[-1500:]}"

@@ -19,33 +19,14 @@ from safetensors.torch import save_file
 from dove_model.config import load_params
 from dove_model.data.prepare import prepare
 from dove_model.errors import ConfigError
+from dove_model.families.clip.tiny import TINY_CLIP, tiny_clip_config
 from dove_model.model.clip_towers import ClipImageTower, open_clip_towers
 from dove_model.testing.smoke import DUAL_SMOKE, write_smoke_project
 
-TINY = "dove-test-tiny-clip"
+TINY = TINY_CLIP
 NARROW = "dove-test-tiny-clip-narrow"  # same layout, other widths: the wrong architecture
 DOVE = [str(Path(sys.executable).with_name("dove"))]
 CAPTIONS = ["a runway next to green fields", "many cars parked in rows"]
-
-
-def _config(width: int, embed_dim: int) -> dict[str, Any]:
-    return {
-        "embed_dim": embed_dim,
-        "vision_cfg": {
-            "image_size": 32,
-            "layers": 2,
-            "width": width,
-            "head_width": 32,
-            "patch_size": 16,
-        },
-        "text_cfg": {
-            "context_length": 77,
-            "vocab_size": 49408,
-            "width": width,
-            "heads": 2,
-            "layers": 2,
-        },
-    }
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +34,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Pat
     """(the tiny model, its plain state dict saved with torch.save), both archs registered."""
     folder = tmp_path_factory.mktemp("clip-configs")
     for name, width, embed_dim in ((TINY, 64, 32), (NARROW, 32, 16)):
-        (folder / f"{name}.json").write_text(json.dumps(_config(width, embed_dim)))
+        (folder / f"{name}.json").write_text(json.dumps(tiny_clip_config(width, embed_dim)))
         open_clip.add_model_config(folder / f"{name}.json")
     torch.manual_seed(0)
     model = open_clip.create_model(TINY, pretrained=None).eval()

@@ -44,6 +44,7 @@ def test_every_profile_of_the_repository_states_its_family() -> None:
         "real-cpu": "dove",
         "dual-cpu": "dual",
         "dual-gpu": "dual",
+        "remoteclip": "clip",
         "demo": "dove",
     }
     assert repo.model_for_training().backbone == "tf_efficientnet_lite0"

@@ -265,3 +265,17 @@ def test_attention_pooling_needs_a_timm_image_tower() -> None:
             clip_checkpoint="x.pt",
             image_pool="attention",
         )
+
+
+def test_a_one_cycle_checkpoint_cannot_be_stretched_to_more_epochs(
+    project: tuple[Path, Params, Path], trained
+) -> None:
+    """The heads' schedule spans the run it was planned for: resuming it under another
+    length is a clear error (a killed run resumed as it was: tests/unit/test_family_contract)."""
+    root, params, dataset = project
+    raw = params.model_dump(mode="json", by_alias=True)
+    raw["train"]["profiles"]["smoke-dual"]["epochs"] = 5
+    longer = root / "longer.yaml"
+    longer.write_text(yaml.safe_dump(raw))
+    with contextlib.chdir(root), pytest.raises(ConfigError, match="one-cycle schedule was planned"):
+        train(dataset, load_params(longer), root / "out", progress=False)

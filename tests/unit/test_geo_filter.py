@@ -116,3 +116,39 @@ def test_bad_values_are_refused_with_a_clear_message(kwargs: dict[str, Any], mes
 def test_datetime_offsets_are_utc() -> None:
     start, end = parse_datetime("2024-06-01T12:00:00+02:00")
     assert start == end == pd.Timestamp("2024-06-01T10:00:00Z").value
+
+
+def test_a_box_is_decided_from_bounds_exactly_as_the_tree_decides_it() -> None:
+    """The bbox fast path (footprint bounds; exact tests only across the box's edge) keeps
+    the same rows as the STRtree's exact intersects, for rotated and concave footprints,
+    boxes touching them and boxes across the antimeridian."""
+    from shapely import affinity
+    from shapely.geometry import Polygon
+
+    rng = np.random.default_rng(0)
+    shapes: list[Any] = []
+    corners = rng.uniform([-5, 0], [15, 10], size=(300, 2))  # densely, so box edges cut them
+    corners = np.vstack([corners, rng.uniform([177, 0], [179, 10], size=(20, 2))])
+    corners = np.vstack([corners, rng.uniform([-180, 0], [-178, 10], size=(20, 2))])
+    for x, y in corners:
+        chip = affinity.rotate(box(x, y, x + 1, y + 1), float(rng.uniform(0, 45)))
+        concave = Polygon([(x, y), (x + 1, y), (x + 1, y + 1), (x + 0.5, y + 0.2), (x, y + 1)])
+        shapes += [chip, concave, box(x, y, x + 0.5, y + 0.5)]
+    geo_rows = GeoRows(
+        gpd.GeoDataFrame(
+            {"datetime": [None] * len(shapes), "datetime_end": [None] * len(shapes)},
+            geometry=shapes,
+        )
+    )
+    boxes = [
+        [x, y, x + w, y + h]
+        for x, y, w, h in rng.uniform([-6, -1, 0.05, 0.05], [15, 10, 3, 3], size=(300, 4))
+    ]
+    boxes += [[170, -60, -170, 60], [179.5, -10, -179.5, 10], [-10, -10, 10, 10]]
+    boxes += [list(shapes[2].bounds)]  # exactly one small footprint: edges touching
+    for bbox in boxes:
+        place = parse_filter(bbox=bbox).places[0]
+        fast = geo_rows.mask(parse_filter(bbox=bbox))
+        tree = np.zeros(len(shapes), dtype=bool)
+        tree[geo_rows.tree.query(place, predicate="intersects")] = True
+        assert (fast == tree).all(), bbox

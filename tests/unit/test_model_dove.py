@@ -194,8 +194,8 @@ def test_the_feature_cache_key_names_the_views_and_keeps_single_view_keys(
 ) -> None:
     import hashlib
 
-    from dove_model.model.preprocess import Preprocessing
     from dove_model.families.dove import feature_cache
+    from dove_model.model.preprocess import Preprocessing
 
     monkeypatch.setattr(feature_cache, "split_digest", lambda split: "images")
     prep = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

@@ -18,17 +18,12 @@ from dove_model.errors import ConfigError
 from dove_model.evaluation.evaluate import evaluate
 from dove_model.families.dispatch import train
 from dove_model.families.dove.inference import DoveEncoder
+from dove_model.families.dove.spec import TINY_PROFILE
 from dove_model.model.directory import WEIGHTS_FILE
 from dove_model.model.preprocess import preprocessing_for
 from dove_model.training.run import TrainingDiverged
 
-TINY_MODEL = {
-    "family": "dove",
-    "backbone": "resnet18",
-    "embed_dim": 32,
-    "word_dim": 16,
-    "vocab_min_freq": 1,
-}
+TINY_MODEL = TINY_PROFILE["model"]  # the family's tiny model: a random resnet18
 
 
 def tiny_params(tmp: Path, **profile: Any) -> Params:

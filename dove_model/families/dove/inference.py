@@ -17,6 +17,7 @@ from PIL import Image
 from dove_model.families.dove.io import load_model_dir
 from dove_model.families.dove.model import DoveModel, ImageEmbeddings, TextEmbeddings
 from dove_model.families.dove.settings import DoveSettings
+from dove_model.families.dove.visual import load_boxes_file
 from dove_model.families.dove.vocab import Vocabulary
 from dove_model.model.directory import model_fingerprint
 from dove_model.model.encoding import ImageParts, TextParts
@@ -72,6 +73,12 @@ class DoveEncoder:
         if self.model_dir is None:
             raise ValueError("fingerprint needs an encoder loaded with from_dir")
         return model_fingerprint(self.model_dir)
+
+    def region_boxes(self, image_ids: Sequence[str]) -> np.ndarray | None:
+        """The images' detector boxes when the model was trained on a boxes file (the
+        paper's regions), else None: the grid."""
+        boxes_file = self.params.boxes_file
+        return load_boxes_file(boxes_file, list(image_ids)).numpy() if boxes_file else None
 
     def unknown_words(self, text: str) -> list[str]:
         """The words of ``text`` the vocabulary does not hold (they encode as ``<unk>``)."""

