@@ -175,10 +175,9 @@ def report(rows: list[dict], args: argparse.Namespace, seconds: float) -> None:
                     fontsize=8, xytext=(4, 4), textcoords="offset points")  # fmt: skip
     ax.set_xlabel("share of the archive marked by simulated users (%)")
     ax.set_ylabel("UCM test mR")
-    ax.set_title(
-        f"One retraining on feedback, {args.profile}, {args.epochs} epochs, seed {args.seed}",
-        fontsize=9,
-    )
+    model = "DOVE w/o ROAM" if args.no_roam else "DOVE"
+    title = f"One retraining on feedback: {model}, {args.profile}, {args.epochs} epochs"
+    ax.set_title(f"{title}, seed {args.seed}", fontsize=9)
     fig.tight_layout()
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.plot, dpi=120)
