@@ -43,5 +43,5 @@ class FamilySpec:
     tiny_profile: Callable[[Path], dict[str, Any]]
     # distributions the registered MLflow pyfunc needs beyond the common ones
     pip_packages: tuple[str, ...] = ()
-    # one line for the docs and ``dove model families``
+    # one line that says what the family is (docs, messages)
     summary: str = ""
