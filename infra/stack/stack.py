@@ -108,7 +108,9 @@ def _runtime_up(context: Context, reporter: Reporter) -> None:
         )
         engine = containers.find_runner(options.runtime) if wants_containers else None
         image = context.params.pipeline.image
-        built = engine is not None and containers.build_pipeline_image(
+        # auto never makes the image from nothing (minutes, GBs): it rebuilds one that exists
+        found = engine is not None and (options.runtime != "auto" or engine.image_exists(image))
+        built = found and containers.build_pipeline_image(
             engine, image, context.layout.log("image")
         )
         state.runtime = containers.choose_runtime(

@@ -42,7 +42,7 @@ def engine_or_skip() -> Any:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """`dove stack up --runtime containers` once (it unpauses the DAG: its weekly slot runs)."""
+    """`dove stack up --runtime containers --keep-paused` once (test_c unpauses the DAG)."""
     from dove_model.testing.smoke import write_smoke_project
 
     engine = engine_or_skip()
@@ -53,7 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     found: dict[str, Any] = {"cli": cli, "engine": engine}
     try:
         found["started"] = time.monotonic()
-        found["out"], found["seconds"] = cli.up("--runtime", "containers")
+        found["out"], found["seconds"] = cli.up("--runtime", "containers", "--keep-paused")
         print(f"dove stack up --runtime containers: {found['seconds']:.1f} s\n{found['out']}")
         found["status"] = cli.status()
         yield found
@@ -83,19 +83,20 @@ def test_a_up_runs_mlflow_and_airflow_in_containers_healthy(stack: dict[str, Any
 
 def test_b_a_second_up_reuses_the_running_containers(stack: dict[str, Any]) -> None:
     before = running_containers(stack["engine"])
-    out = " ".join(stack["cli"].check("up", "--runtime", "auto").split())
+    out = " ".join(stack["cli"].check("up", "--runtime", "auto", "--keep-paused").split())
     assert "mlflow already running" in out and "airflow already running" in out, out
     after = running_containers(stack["engine"])
     ours = set(stack["status"]["containers"].values())
     assert {n: before[n] for n in ours} == {n: after[n] for n in ours}
-    refused = stack["cli"].run("up", "--runtime", "processes")
+    refused = stack["cli"].run("up", "--runtime", "processes", "--keep-paused")
     assert refused.returncode != 0 and "stack down" in refused.stderr
 
 
 def first_run(client: Any, project: Path) -> str:
-    """The weekly slot that unpausing started (or a manual run when there is none)."""
+    """Unpause the DAG: the weekly slot it starts (or a manual run when there is none)."""
     from infra.stack.config import DAG_ID
 
+    client.set_paused(DAG_ID, False)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         scheduled = client.runs(DAG_ID, run_type="scheduled")
