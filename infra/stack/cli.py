@@ -79,11 +79,12 @@ def up_command(
         str,
         typer.Option(
             envvar="DOVE_STACK_RUNTIME",
-            help="processes | containers (MLflow, Airflow and the service in containers of "
-            "pipeline.image, rebuilt from the checkout; PostgreSQL stays a process) | auto "
-            "(containers when an engine runs them and the image builds, else processes).",
+            help="auto (default: containers when an engine runs them and pipeline.image is "
+            "there, else processes) | containers (MLflow, Airflow and the service in "
+            "containers of pipeline.image, rebuilt from the checkout; PostgreSQL stays a "
+            "process) | processes.",
         ),
-    ] = "processes",
+    ] = "auto",
 ) -> None:
     """Start PostgreSQL, MLflow, Airflow and (once there is a champion) the service; what
     runs already is left running. Prints each step, then the status table."""

@@ -104,7 +104,7 @@ class StackOptions:
     unpause: bool = True
     mlflow_workers: int = 1
     timeout_s: float = 180.0
-    runtime: str = "processes"  # auto | containers | processes (infra/stack/containers.py)
+    runtime: str = "auto"  # auto | containers | processes (infra/stack/containers.py)
 
     @property
     def layout(self) -> Layout:
