@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(
-    help="The local stack, as processes on this machine (no container engine): PostgreSQL, "
-    "MLflow, Airflow and the retrieval service.",
+    help="The local stack on this machine: PostgreSQL, MLflow, Airflow and the retrieval "
+    "service, as processes or (--runtime containers) in containers of the pipeline image.",
     no_args_is_help=True,
 )
 
@@ -75,6 +75,16 @@ def up_command(
     ] = False,
     mlflow_workers: Annotated[int, typer.Option(help="MLflow server workers.")] = 1,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service.")] = 180.0,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            envvar="DOVE_STACK_RUNTIME",
+            help="auto (default: containers when an engine runs them and pipeline.image is "
+            "there, else processes) | containers (MLflow, Airflow and the service in "
+            "containers of pipeline.image, rebuilt from the checkout; PostgreSQL stays a "
+            "process) | processes.",
+        ),
+    ] = "auto",
 ) -> None:
     """Start PostgreSQL, MLflow, Airflow and (once there is a champion) the service; what
     runs already is left running. Prints each step, then the status table."""
@@ -82,6 +92,7 @@ def up_command(
     import psycopg2
 
     from infra.stack.config import resolve_options
+    from infra.stack.containers import check_runtime
     from infra.stack.progress import Reporter
     from infra.stack.stack import up
 
@@ -90,6 +101,7 @@ def up_command(
     options = resolve_options(
         project, state_dir, params_file, dags_folder, ports=ports, pg_bindir=pg_bindir,
         unpause=not keep_paused, mlflow_workers=mlflow_workers, timeout_s=timeout,
+        runtime=check_runtime(runtime),
     )  # fmt: skip
     reporter = Reporter()
     try:

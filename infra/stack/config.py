@@ -77,6 +77,11 @@ class Layout:
     def bentoml_home(self) -> Path:
         return self.root / "bentoml"
 
+    @property
+    def container_home(self) -> Path:
+        """HOME inside the stack's containers (the image's belongs to another uid)."""
+        return self.root / "home"
+
     def credential(self, name: str) -> Path:
         """The JSON file of one account (``username``, ``password``)."""
         return self.credentials / f"{name}.json"
@@ -99,6 +104,7 @@ class StackOptions:
     unpause: bool = True
     mlflow_workers: int = 1
     timeout_s: float = 180.0
+    runtime: str = "auto"  # auto | containers | processes (infra/stack/containers.py)
 
     @property
     def layout(self) -> Layout:

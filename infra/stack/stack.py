@@ -16,7 +16,7 @@ from typing import Any
 from filelock import FileLock
 
 from dove_model.config import Params
-from infra.stack import airflow, mlflow, postgres, processes, service
+from infra.stack import airflow, containers, mlflow, postgres, processes, service
 from infra.stack.airflow_api import AirflowClient
 from infra.stack.config import DAG_ID, Layout, StackError, StackOptions
 from infra.stack.credentials import Account, ensure_all, ensure_keys, write_pgpass
@@ -29,7 +29,7 @@ from infra.stack.state import ProcessRecord, State, load_state, save_state
 STOP_ORDER = ("service", "airflow-scheduler", "airflow-dag-processor", "airflow-api-server")
 STOP_ORDER += ("mlflow",)
 OWN_ENTRIES = {"state.json", ".lock", "credentials", "logs", "postgres", "mlflow", "airflow"}
-OWN_ENTRIES |= {"bentoml"}
+OWN_ENTRIES |= {"bentoml", "home"}
 NO_CHAMPION = (
     "not deployed: the registry has no @champion yet. Trigger a retraining "
     "(`dove stack trigger`), then run `dove stack up` again"
@@ -45,6 +45,7 @@ class Context:
     accounts: dict[str, Account] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    engine: Any = None  # the container engine (containers runtime only)
 
     @property
     def layout(self) -> Layout:
@@ -96,12 +97,41 @@ def _context(options: StackOptions) -> Context:
     return context
 
 
+def _runtime_up(context: Context, reporter: Reporter) -> None:
+    """Choose the runtime; for containers, (re)build the pipeline image from the checkout."""
+    options, state = context.options, context.state
+    live = [name for name in state.processes if context.alive(name)]
+    previous = state.runtime if live else ""
+    with reporter.step("runtime", "choosing processes or containers") as said:
+        wants_containers = previous == "containers" or (
+            not previous and options.runtime != "processes"
+        )
+        engine = containers.find_runner(options.runtime) if wants_containers else None
+        image = context.params.pipeline.image
+        # auto never makes the image from nothing (minutes, GBs): it rebuilds one that exists
+        found = engine is not None and (options.runtime != "auto" or engine.image_exists(image))
+        built = found and containers.build_pipeline_image(
+            engine, image, context.layout.log("image")
+        )
+        state.runtime = containers.choose_runtime(
+            options.runtime, engine is not None, built, previous
+        )
+        context.engine = engine if state.runtime == "containers" else None
+        if context.engine is not None:
+            context.layout.container_home.mkdir(mode=0o700, exist_ok=True)
+            said.append(f"containers ({engine.name}, {image} built from the checkout)")
+        else:
+            said.append("processes")
+        context.save()
+
+
 def up(options: StackOptions, reporter: Reporter) -> State:
     """Bring up whatever is not running; returns the saved state."""
     prepare_dirs(options.layout)
     with FileLock(str(options.layout.lock_file)):
         context = _context(options)
         context.save()
+        _runtime_up(context, reporter)
         _postgres_up(context, reporter)
         _mlflow_up(context, reporter)
         _airflow_up(context, reporter)
@@ -138,11 +168,35 @@ def _postgres_up(context: Context, reporter: Reporter) -> None:
 
 
 def _start(context: Context, name: str, command: list[str], cwd: Path, env: dict) -> ProcessRecord:
+    """Spawn ``command`` as a process, or in a container (the runtime's): recorded either way."""
     log = context.layout.log(name)
+    context.state.containers.pop(name, None)
+    if context.engine is not None and name in containers.CONTAINED:
+        command, env = _in_container(context, name, command, cwd, env)
     record = processes.spawn(name, command, log=log, cwd=cwd, env=env)
     context.state.processes[name] = record
     context.save()
     return record
+
+
+def _in_container(
+    context: Context, name: str, command: list[str], cwd: Path, env: dict
+) -> tuple[list[str], dict[str, str]]:
+    """The engine's ``run`` of ``command`` and the client's environment (a stale container of
+    the same name is removed first)."""
+    from dove_model.serving.launch import PROJECT_ROOT
+
+    engine, options, layout = context.engine, context.options, context.layout
+    cname = containers.container_name(layout, name)
+    containers.remove(engine, cname, stop_timeout=5)
+    inside = containers.container_env(env, layout.container_home)
+    volumes = [options.project, layout.root, options.dags_folder, options.params_file.parent]
+    run = containers.run_command(
+        engine.binary, engine.name, cname, context.params.pipeline.image, command,
+        env_names=inside, volumes=[*volumes, PROJECT_ROOT], cwd=cwd,
+    )  # fmt: skip
+    context.state.containers[name] = cname
+    return run, engine.environ() | inside
 
 
 def _mlflow_up(context: Context, reporter: Reporter) -> None:
@@ -339,21 +393,31 @@ def down(layout: Layout, reporter: Reporter) -> list[str]:
         return []
     with FileLock(str(layout.lock_file)):
         state = load_state(layout.state_file)
-        stopped = [name for name in STOP_ORDER if _stop_one(layout, state, name, reporter)]
+        engine = containers.find_runner("containers") if state.containers else None
+        if state.containers and engine is None:
+            raise StackError(f"the stack's containers {sorted(state.containers.values())} "
+                             "need their engine to stop, and none answers")  # fmt: skip
+        stopped = [n for n in STOP_ORDER if _stop_one(layout, state, n, reporter, engine)]
         if _stop_postgres(layout, state, reporter):
             stopped.append("postgres")
+        state.runtime = ""
+        save_state(layout.state_file, state)
         return stopped
 
 
-def _stop_one(layout: Layout, state: State, name: str, reporter: Reporter) -> bool:
+def _stop_one(layout: Layout, state: State, name: str, reporter: Reporter, engine: Any) -> bool:
+    """Stop one service: its container by name (then the engine's client), or its process."""
     record = state.processes.get(name)
-    if record is None:
+    if record is None and name not in state.containers:
         return False
     with reporter.step(name, "stopping") as said:
-        left = processes.stop(record)
+        if name in state.containers:
+            containers.remove(engine, state.containers[name])
+        left = processes.stop(record) if record is not None else []
         if left:
             raise StackError(f"{name}: processes {left} survived SIGKILL")
-        del state.processes[name]
+        state.processes.pop(name, None)
+        state.containers.pop(name, None)
         save_state(layout.state_file, state)
         said.append("stopped")
     return True

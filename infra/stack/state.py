@@ -38,6 +38,8 @@ class State:
     pg_bindir: str = ""
     service_note: str = ""  # what the service serves, or why it is not deployed
     marks: dict[str, str] = field(default_factory=dict)  # steps done once: what they did
+    runtime: str = ""  # processes | containers: how the running services were started
+    containers: dict[str, str] = field(default_factory=dict)  # service -> container name
 
     def to_json(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -55,6 +57,8 @@ class State:
             pg_bindir=str(raw.get("pg_bindir", "")),
             service_note=str(raw.get("service_note", "")),
             marks={k: str(v) for k, v in (raw.get("marks") or {}).items()},
+            runtime=str(raw.get("runtime", "")),
+            containers={k: str(v) for k, v in (raw.get("containers") or {}).items()},
         )
 
 

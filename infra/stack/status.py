@@ -105,13 +105,17 @@ def _service(state: State) -> dict[str, Any]:
 
 
 def collect(layout: Layout) -> dict[str, Any]:
-    """One object with the keys postgres, mlflow, airflow, service (and where state is)."""
+    """One object with the keys postgres, mlflow, airflow, service, the runtime they were
+    started with (processes | containers; PostgreSQL is a process in both) and the container
+    of each contained service (and where state is)."""
     state = load_state(layout.state_file)
     return {
         "postgres": _postgres(layout, state),
         "mlflow": _mlflow(layout, state),
         "airflow": _airflow(layout, state),
         "service": _service(state),
+        "runtime": state.runtime or None,
+        "containers": dict(state.containers),
         "state_dir": str(layout.root),
         "logs": str(layout.logs),
         "project": state.project or None,

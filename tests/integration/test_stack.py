@@ -45,7 +45,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     shutil.copytree(REPO / "dags", project / "dags", ignore=shutil.ignore_patterns("__pycache__"))
     cli = StackCli(project, reachable_state_dir())
     try:
-        out, seconds = cli.up("--keep-paused")
+        out, seconds = cli.up("--keep-paused", "--runtime", "processes")
         print(f"dove stack up: {seconds:.1f} s\n{out}")
         yield {"cli": cli, "out": out, "seconds": seconds, "status": cli.status()}
     finally:

@@ -127,7 +127,9 @@ def soak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Soak]:
     smoke_repository(project)
     cli = StackCli(project, reachable_state_dir())
     try:
-        out, seconds = cli.up()  # unpauses the DAG: its latest weekly slot runs now
+        # unpauses the DAG: its latest weekly slot runs now (processes: test_stack_containers.py
+        # runs the containers runtime)
+        out, seconds = cli.up("--runtime", "processes")
         print(f"dove stack up: {seconds:.1f} s\n{out}")
         status = cli.status()
         client = AirflowClient(status["airflow"]["url"], *account(status["airflow"]["credentials"]))

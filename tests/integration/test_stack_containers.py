@@ -1,0 +1,144 @@
+"""`dove stack up --runtime containers` for real: MLflow, Airflow's api-server, scheduler and
+dag-processor and then the service each in a container of the pipeline image (rebuilt from
+the checkout by ``up``), on the host's network, PostgreSQL a host process. One stack for the
+module, on a smoke project with the repository's DAGs, on free ports: up, a second up that
+reuses the containers, the retraining DAG run inside the scheduler's container, an up that
+serves its @champion from a container, and a down that leaves no container. Skipped where no
+container engine runs containers (processes are test_stack.py's)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from dove_model.testing.stack import StackCli, reachable_state_dir
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+CONTAINED = ("mlflow", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
+
+
+def engine_or_skip() -> Any:
+    from infra.stack.config import StackError
+    from infra.stack.containers import find_runner
+    from infra.stack.postgres import find_bindir
+
+    try:
+        find_bindir()
+    except StackError as exc:
+        pytest.skip(str(exc))
+    engine = find_runner("containers")
+    if engine is None:
+        pytest.skip("no container engine runs containers here (docker's daemon or podman)")
+    return engine
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`dove stack up --runtime containers --keep-paused` once (test_c unpauses the DAG)."""
+    from dove_model.testing.smoke import write_smoke_project
+
+    engine = engine_or_skip()
+    project = tmp_path_factory.mktemp("stack-containers-project")
+    write_smoke_project(project)
+    shutil.copytree(REPO / "dags", project / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    cli = StackCli(project, reachable_state_dir())
+    found: dict[str, Any] = {"cli": cli, "engine": engine}
+    try:
+        found["started"] = time.monotonic()
+        found["out"], found["seconds"] = cli.up("--runtime", "containers", "--keep-paused")
+        print(f"dove stack up --runtime containers: {found['seconds']:.1f} s\n{found['out']}")
+        found["status"] = cli.status()
+        yield found
+    finally:
+        cli.remove()
+
+
+def running_containers(engine: Any) -> dict[str, str]:
+    """The stack containers the engine knows (any state), name -> id."""
+    done = engine.run("ps", "--all", "--format", "{{.Names}} {{.ID}}")
+    pairs = (line.split() for line in done.stdout.splitlines() if line.strip())
+    return {name: cid for name, cid in pairs if name.startswith("dove-stack-")}
+
+
+def test_a_up_runs_mlflow_and_airflow_in_containers_healthy(stack: dict[str, Any]) -> None:
+    status = stack["status"]
+    assert status["runtime"] == "containers"
+    assert sorted(status["containers"]) == sorted(CONTAINED)
+    for name in ("postgres", "mlflow", "airflow"):
+        assert status[name]["healthy"], (name, status[name])
+    assert status["airflow"]["components"]["scheduler"] == "healthy"
+    assert status["service"]["deployed"] is False  # no champion yet
+    live = running_containers(stack["engine"])
+    assert set(status["containers"].values()) <= set(live)
+    assert "containers" in stack["out"]
+
+
+def test_b_a_second_up_reuses_the_running_containers(stack: dict[str, Any]) -> None:
+    before = running_containers(stack["engine"])
+    out = " ".join(stack["cli"].check("up", "--runtime", "auto", "--keep-paused").split())
+    assert "mlflow already running" in out and "airflow already running" in out, out
+    after = running_containers(stack["engine"])
+    ours = set(stack["status"]["containers"].values())
+    assert {n: before[n] for n in ours} == {n: after[n] for n in ours}
+    refused = stack["cli"].run("up", "--runtime", "processes", "--keep-paused")
+    assert refused.returncode != 0 and "stack down" in refused.stderr
+
+
+def first_run(client: Any, project: Path) -> str:
+    """Unpause the DAG: the weekly slot it starts (or a manual run when there is none)."""
+    from infra.stack.config import DAG_ID
+
+    client.set_paused(DAG_ID, False)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        scheduled = client.runs(DAG_ID, run_type="scheduled")
+        if scheduled:
+            return str(scheduled[0]["dag_run_id"])
+        time.sleep(3)
+    return client.trigger(DAG_ID, {"project_root": str(project), "params_file": "params.yaml"})
+
+
+def test_c_the_dag_runs_in_the_scheduler_container_and_up_serves_its_champion(
+    stack: dict[str, Any],
+) -> None:
+    from infra.stack.config import DAG_ID, Layout
+    from infra.stack.trigger import client_for
+
+    cli = stack["cli"]
+    client = client_for(Layout(cli.state_dir))
+    run_id = first_run(client, cli.project)
+    run = client.wait_for_run(DAG_ID, run_id, timeout=3000)
+    assert run["state"] == "success", client.task_states(DAG_ID, run_id)
+    out = " ".join(cli.check("up").split())
+    assert "started, serving @champion v1" in out, out
+    print(f"up -> champion served in containers: {time.monotonic() - stack['started']:.1f} s")
+    status = cli.status()
+    assert status["containers"]["service"] in running_containers(stack["engine"])
+    assert status["service"]["healthy"] and status["service"]["serving"]["model_version"] == "1"
+    hits = httpx.post(
+        f"{status['service']['url']}/search_images",
+        json={"query": "a river crosses the fields", "k": 5},
+        timeout=60,
+    )
+    assert hits.status_code == 200, hits.text
+
+
+def test_d_down_leaves_no_container(stack: dict[str, Any]) -> None:
+    cli = stack["cli"]
+    ours = set(cli.status()["containers"].values())
+    assert ours
+    out = cli.check("down", timeout=600)
+    assert "stack stopped" in out
+    assert not ours & set(running_containers(stack["engine"]))
+    status = cli.status()
+    assert status["containers"] == {} and status["runtime"] is None
+    assert not any(status[name]["healthy"] for name in ("postgres", "mlflow", "airflow"))
+    assert "nothing was running" in cli.check("down")
