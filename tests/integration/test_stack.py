@@ -113,8 +113,8 @@ def test_airflow_refuses_requests_without_a_token_and_lists_the_dag_with_one(
         headers={"Authorization": f"Bearer {token}"},
         timeout=30,
     ).json()["dags"]
-    assert [d["dag_id"] for d in dags] == ["dove_retraining"]
-    assert dags[0]["is_paused"] is True  # --keep-paused
+    paused = {d["dag_id"]: d["is_paused"] for d in dags}
+    assert paused == {"dove_feedback_signal": True, "dove_retraining": True}  # --keep-paused
 
 
 def test_nothing_of_the_stack_listens_beyond_loopback(stack: dict[str, Any]) -> None:
