@@ -150,10 +150,21 @@ def start_service(
 def running_service(
     env: Mapping[str, str], *, log_file: Path | None = None, ready_timeout: float = 180.0, **kwargs
 ) -> Iterator[ServiceProcess]:
-    """Start the service, wait until ``/readyz`` answers, and always stop it afterwards."""
-    proc = start_service(env, log_file=log_file, **kwargs)
+    """Start the service, wait until ``/readyz`` answers, and always stop it afterwards.
+
+    BentoML's process manager binds a control port it picked as free a moment earlier; when
+    another process takes it in between, the server exits at once ("Address already in
+    use"): that start is tried again, twice at most, with a new pick."""
+    for attempt in range(3):
+        proc = start_service(env, log_file=log_file, **kwargs)
+        try:
+            proc.wait_ready(timeout=ready_timeout)
+            break
+        except DoveError:
+            proc.stop()
+            if attempt == 2 or "Address already in use" not in proc.log_tail(20_000):
+                raise
     try:
-        proc.wait_ready(timeout=ready_timeout)
         yield proc
     finally:
         proc.stop()
