@@ -30,7 +30,7 @@ STACK_PACKAGES := postgresql
 help:
 	@echo "make demo   - set up, then build data, validate, train, gate, register and serve"
 	@echo "make test   - set up, then run the whole test suite"
-	@echo "make images - build the pipeline and serving images (podman/docker, no image registry)"
+	@echo "make images - build the pipeline, serving and PostgreSQL images (podman/docker, no registry)"
 	@echo "make stack  - PostgreSQL, MLflow, Airflow and the service on this machine (dove stack up)"
 	@echo "make lint   - ruff"
 

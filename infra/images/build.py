@@ -8,6 +8,8 @@
 4. ``pipeline`` infra/docker/Dockerfile: the locked environment, every KFP component
 5. ``serving`` ``bentoml build`` + ``bentoml containerize`` on ``base``: the service with the
                model in the BentoML store (``dove deploy`` puts the champion there)
+6. ``postgres`` Dockerfile.postgres: Debian's PostgreSQL 15 on ``debian`` (the local stack's
+               database when it runs in containers)
 
 Each step prints its time and the image's size. The Debian root is reused when present
 (``--rebuild`` makes it again); every other step is rebuilt, which the engine's layer cache
@@ -33,9 +35,11 @@ DOCKER_DIR = REPO_ROOT / "infra" / "docker"
 LOCAL_DEBIAN = "localhost/dove-ops/debian:bookworm"
 PYTHON_BASE = "localhost/dove-ops/python:bookworm"
 BUILD_BASE = "localhost/dove-ops/base:bookworm"
+POSTGRES_IMAGE = "localhost/dove-ops/postgres:15"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
-STEPS = ("debian", "python", "base", "pipeline", "serving")
+STEPS = ("debian", "python", "base", "pipeline", "serving", "postgres")
+IMAGES = ("pipeline", "serving", "postgres")  # what `dove images build` is asked for
 
 
 @dataclass(frozen=True)
@@ -127,12 +131,14 @@ def _build(engine: Engine, dockerfile: Path, tag: str, args: dict[str, str], *ex
     engine.run(*command, str(REPO_ROOT if ignore.is_file() else DOCKER_DIR))
 
 
-def build_bases(engine: Engine, settings: ImageSettings, report: Report) -> None:
-    reuse = not settings.rebuild
+def build_debian(engine: Engine, settings: ImageSettings, report: Report) -> None:
+    """The Debian root made here, unless a registry's image was named (reused when present)."""
     if settings.debian_image == LOCAL_DEBIAN:
-        report(
-            _timed(engine, "debian", LOCAL_DEBIAN, lambda: debian_rootfs(engine, settings), reuse)
-        )
+        make = lambda: debian_rootfs(engine, settings)  # noqa: E731
+        report(_timed(engine, "debian", LOCAL_DEBIAN, make, reuse=not settings.rebuild))
+
+
+def build_bases(engine: Engine, settings: ImageSettings, report: Report) -> None:
     debian = {"DEBIAN_IMAGE": settings.debian_image}
     base_file = DOCKER_DIR / "Dockerfile.base"
     for step, tag, target in (("python", PYTHON_BASE, "python"), ("base", BUILD_BASE, "uv")):
@@ -197,18 +203,30 @@ def build_serving(engine: Engine, settings: ImageSettings, report: Report) -> No
     report(_timed(engine, "serving", settings.serving_tag, make, reuse=False))
 
 
+def build_postgres(engine: Engine, settings: ImageSettings, report: Report) -> None:
+    """PostgreSQL 15 from Debian's packages on the Debian base."""
+    args = {"DEBIAN_IMAGE": settings.debian_image, "REVISION": settings.revision}
+    make = lambda: _build(engine, DOCKER_DIR / "Dockerfile.postgres", POSTGRES_IMAGE, args)  # noqa: E731
+    report(_timed(engine, "postgres", POSTGRES_IMAGE, make, reuse=False))
+
+
 def build_images(
     engine: Engine, settings: ImageSettings, steps: Iterable[str], report: Report
 ) -> None:
-    """Build the bases (reused when present) and then each of ``steps`` (pipeline, serving)."""
+    """Build the bases (reused when present) and then each of ``steps`` (pipeline, serving,
+    postgres)."""
     wanted = list(steps)
-    unknown = set(wanted) - {"pipeline", "serving"}
+    unknown = set(wanted) - set(IMAGES)
     if unknown:
-        raise ConfigError(f"unknown image(s) {sorted(unknown)}: build pipeline and/or serving")
-    build_bases(engine, settings, report)
+        raise ConfigError(f"unknown image(s) {sorted(unknown)}: build {', '.join(IMAGES)}")
+    build_debian(engine, settings, report)
+    if {"pipeline", "serving"} & set(wanted):
+        build_bases(engine, settings, report)
     if "pipeline" in wanted:
         build_pipeline(engine, settings, report)
     if "serving" in wanted:
         build_serving(engine, settings, report)
+    if "postgres" in wanted:
+        build_postgres(engine, settings, report)
     if engine.can_run:  # the images a tag moved away from: GBs each, no longer cache for anything
         engine.run("image", "prune", "--force", check=False)

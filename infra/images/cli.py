@@ -1,4 +1,5 @@
-"""`dove images build`: the pipeline image and the BentoML serving image (`make images`)."""
+"""`dove images build`: the pipeline image, the BentoML serving image and the stack's
+PostgreSQL image (`make images`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import typer
 
 from dove_model.commands.options import DEFAULT_PARAMS, ParamsOption
 
-app = typer.Typer(help="Build the container images (pipeline and serving).", no_args_is_help=True)
+app = typer.Typer(
+    help="Build the container images (pipeline, serving, postgres).", no_args_is_help=True
+)
 
 SERVING_TAG = "localhost/dove-ops/dove-retrieval:{version}"
 
@@ -23,7 +26,8 @@ def _version() -> str:
 @app.command("build")
 def build_command(
     images: Annotated[
-        list[str] | None, typer.Argument(help="pipeline and/or serving (default: both).")
+        list[str] | None,
+        typer.Argument(help="pipeline, serving and/or postgres (default: all three)."),
     ] = None,
     params_file: ParamsOption = DEFAULT_PARAMS,
     engine: Annotated[
@@ -48,11 +52,13 @@ def build_command(
     rebuild: Annotated[bool, typer.Option(help="Make the base images again.")] = False,
 ) -> None:
     """Build the bases (reused when present), then the pipeline image (tagged
-    ``pipeline.image``) and the serving image; prints each step's time and size."""
+    ``pipeline.image``), the serving image and the stack's PostgreSQL image; prints each
+    step's time and size."""
     from rich.console import Console
 
     from dove_model.config import load_params
     from infra.images.build import (
+        IMAGES,
         LOCAL_DEBIAN,
         BuiltImage,
         ImageSettings,
@@ -81,4 +87,4 @@ def build_command(
         console.print(f"{built.step:9} {built.tag}  {how}  {size}")
 
     with console.status("building images (the first build downloads the locked wheels)"):
-        build_images(found, settings, images or ["pipeline", "serving"], report)
+        build_images(found, settings, images or list(IMAGES), report)

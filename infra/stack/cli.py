@@ -68,10 +68,13 @@ def up_command(
         int | None, _port("service", "The service's port (default: 3000 when free)")
     ] = None,
     pg_bindir: Annotated[
-        Path | None, typer.Option(help="PostgreSQL's bin folder (default: found).")
+        Path | None,
+        typer.Option(
+            help="The host's PostgreSQL bin folder, for the processes runtime (default: found)."
+        ),
     ] = None,
     keep_paused: Annotated[
-        bool, typer.Option(help="Leave the retraining DAG paused (default: unpause it).")
+        bool, typer.Option(help="Leave the DAGs paused (default: unpause retraining and feedback).")
     ] = False,
     mlflow_workers: Annotated[int, typer.Option(help="MLflow server workers.")] = 1,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each service.")] = 180.0,

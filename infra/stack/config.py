@@ -16,6 +16,8 @@ SERVICES = ("postgres", "mlflow", "airflow", "service")
 # the port each service asks for first (PostgreSQL takes a free one: it is internal)
 PREFERRED_PORTS = {"postgres": 0, "mlflow": 5000, "airflow": 8080, "service": 3000}
 DAG_ID = "dove_retraining"
+FEEDBACK_DAG_ID = "dove_feedback_signal"  # retraining on signal (docs/operations.md)
+DAG_IDS = (DAG_ID, FEEDBACK_DAG_ID)  # what `up` waits for and unpauses
 DATABASES = ("mlflow", "mlflow_auth", "airflow")  # one role of the same name owns each
 
 

@@ -106,10 +106,10 @@ def mounts(paths: Iterable[Path]) -> list[Path]:
 
 
 def user_args(engine_name: str, uid: int, gid: int) -> list[str]:
-    """Run as the caller, so what a service writes under the mounts stays the caller's;
-    rootless podman maps the caller's uid into the container with ``keep-id``."""
+    """Run as ``uid:gid`` (the caller, so what a service writes under the mounts stays the
+    caller's); rootless podman maps the caller's uid into the container with ``keep-id``."""
     args = ["--user", f"{uid}:{gid}"]
-    if engine_name == "podman" and uid != 0:
+    if engine_name == "podman" and os.geteuid() != 0:
         args.append("--userns=keep-id")
     return args
 

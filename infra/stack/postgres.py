@@ -1,9 +1,11 @@
 """A private PostgreSQL cluster in the state folder: ``initdb``, ``pg_ctl``, one role and
 database each for MLflow, MLflow's user store and Airflow.
 
-The server binaries come from the Debian package ``postgresql``. PostgreSQL refuses to run
-as root: when ``dove stack`` runs as root the cluster belongs to the ``postgres`` system user
-(that package creates it) and every server command runs through ``runuser -u postgres``.
+A :class:`Server` says where the programs come from and whose the cluster is: the host's
+Debian package ``postgresql`` (:func:`host_server`), or the stack's PostgreSQL image, one
+container per command (``infra/stack/postgres_container.py``). PostgreSQL refuses to run as
+root: when ``dove stack`` runs as root the host's cluster belongs to the ``postgres`` system
+user (that package creates it) and every server command runs through ``runuser -u postgres``.
 It listens on 127.0.0.1 only, with no Unix socket, and asks every client for a password.
 """
 
@@ -14,7 +16,8 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from infra.stack.config import DATABASES, LOOPBACK, Layout, StackError
@@ -89,47 +92,66 @@ def server_owner() -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def _as_owner(command: Sequence[str]) -> list[str]:
-    return ["runuser", "-u", SERVER_USER, "--", *command] if as_root() else list(command)
+@dataclass(frozen=True)
+class Server:
+    """How this stack runs PostgreSQL's programs: ``prefix`` (``runuser``, or an engine's
+    one-shot ``run``) before ``<bindir>/<program>``, as ``owner`` (uid, gid), whose the
+    cluster's files are; ``environ``: the environment they need (an engine's settings), else
+    this process's."""
+
+    bindir: str
+    owner: tuple[int, int]
+    prefix: tuple[str, ...] = ()
+    environ: Mapping[str, str] | None = None
+
+    def argv(self, program: str, *args: str) -> list[str]:
+        return [*self.prefix, f"{self.bindir}/{program}", *args]
 
 
-def _give(path: Path, mode: int) -> None:
+def host_server(bindir: Path) -> Server:
+    """The host's binaries; as root, run as the ``postgres`` system user."""
+    prefix = ("runuser", "-u", SERVER_USER, "--") if as_root() else ()
+    return Server(str(bindir), server_owner(), prefix)
+
+
+def _give(path: Path, mode: int, owner: tuple[int, int]) -> None:
     """Hand ``path`` to the server's user (a no-op when that is us)."""
-    uid, gid = server_owner()
     if as_root():
-        os.chown(path, uid, gid)
+        os.chown(path, *owner)
     os.chmod(path, mode)
 
 
 def check_reachable(layout: Layout) -> None:
-    """As root, the ``postgres`` user must be able to reach the state folder."""
+    """As root, the host's ``postgres`` user must be able to reach the state folder."""
     if not as_root():
         return
-    done = subprocess.run(_as_owner(["test", "-x", str(layout.postgres)]), check=False)
+    command = ["runuser", "-u", SERVER_USER, "--", "test", "-x", str(layout.postgres)]
+    done = subprocess.run(command, check=False)
     if done.returncode != 0:
         raise StackError(
             f"the `{SERVER_USER}` user cannot reach {layout.postgres} (a folder above it is "
             "closed to other users, e.g. mode 0700): pass a --state-dir it can reach, such as "
-            "one under /var/tmp or /srv, or run as a non-root user"
+            "one under /var/tmp or /srv, run as a non-root user, or use --runtime containers"
         )
 
 
-def _run(command: Sequence[str], what: str, log: Path, cwd: Path) -> None:
+def _run(server: Server, command: Sequence[str], what: str, log: Path, cwd: Path) -> None:
+    environ = dict(server.environ) if server.environ is not None else None
     with open_log(log) as out:
         done = subprocess.run(
-            _as_owner(command), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False
+            list(command), cwd=cwd, env=environ, stdout=out, stderr=subprocess.STDOUT, check=False
         )
     if done.returncode != 0:
         raise StackError(f"{what} failed (exit {done.returncode}): read {log}")
 
 
-def prepare_log(log: Path) -> None:
-    """The server writes its log itself, as its own user."""
+def prepare_log(log: Path, owner: tuple[int, int]) -> None:
+    """The host's server writes its log itself, as its own user."""
     open_log(log).close()
-    _give(log, 0o600)
+    _give(log, 0o600, owner)
 
 
-def initdb(layout: Layout, bindir: Path, superuser: Account, log: Path) -> bool:
+def initdb(layout: Layout, server: Server, superuser: Account, log: Path) -> bool:
     """Create the cluster once (in a temporary folder renamed into place); False when it
     exists already."""
     if (layout.pgdata / "PG_VERSION").is_file():
@@ -139,20 +161,20 @@ def initdb(layout: Layout, bindir: Path, superuser: Account, log: Path) -> bool:
     pwfile = layout.postgres / "superuser.pw"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(mode=0o700)
-    _give(tmp, 0o700)
+    _give(tmp, 0o700, server.owner)
     try:
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(superuser.password + "\n")
-        _give(pwfile, 0o600)
-        command = [str(bindir / "initdb"), "-D", str(tmp), "-U", superuser.username]
+        _give(pwfile, 0o600, server.owner)
+        command = server.argv("initdb", "-D", str(tmp), "-U", superuser.username)
         command += [f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8"]
-        _run([*command, "--locale=C", "--no-instructions"], "initdb", log, layout.postgres)
+        _run(server, [*command, "--locale=C", "--no-instructions"], "initdb", log, layout.postgres)
         with (tmp / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write(
                 f"\n# dove stack: listen address, port, no Unix socket\ninclude = '{CONF_NAME}'\n"
             )
-        write_conf(tmp, 0)
+        write_conf(tmp, 0, server.owner)
         tmp.rename(layout.pgdata)
     finally:
         pwfile.unlink(missing_ok=True)
@@ -160,7 +182,7 @@ def initdb(layout: Layout, bindir: Path, superuser: Account, log: Path) -> bool:
     return True
 
 
-def write_conf(pgdata: Path, port: int) -> None:
+def write_conf(pgdata: Path, port: int, owner: tuple[int, int]) -> None:
     """The settings this stack owns, rewritten on every ``up`` (the port may change)."""
     path = pgdata / CONF_NAME
     path.write_text(
@@ -168,21 +190,25 @@ def write_conf(pgdata: Path, port: int) -> None:
         f"listen_addresses = '{LOOPBACK}'\nport = {port}\nunix_socket_directories = ''\n",
         encoding="utf-8",
     )
-    _give(path, 0o600)
+    _give(path, 0o600, owner)
 
 
-def server_version(bindir: Path) -> str:
-    done = subprocess.run([str(bindir / "postgres"), "--version"], capture_output=True, text=True)
-    return done.stdout.strip().split()[-1].split(".")[0] if done.returncode == 0 else "?"
+def server_version(server: Server) -> str:
+    """The major version of ``postgres --version`` (``15 (Debian 15.18-0+deb12u1)`` -> 15)."""
+    environ = dict(server.environ) if server.environ is not None else None
+    command = server.argv("postgres", "--version")
+    done = subprocess.run(command, env=environ, capture_output=True, text=True, check=False)
+    words = done.stdout.split() if done.returncode == 0 else []
+    return words[2].split(".")[0] if len(words) > 2 else "?"
 
 
-def check_version(layout: Layout, bindir: Path) -> None:
+def check_version(layout: Layout, server: Server) -> None:
     """A cluster made by another major version cannot be started by these binaries."""
     made = (layout.pgdata / "PG_VERSION").read_text().strip()
-    found = server_version(bindir)
+    found = server_version(server)
     if made != found:
         raise StackError(
-            f"{layout.pgdata} was made by PostgreSQL {made}, {bindir} is {found}: pass "
+            f"{layout.pgdata} was made by PostgreSQL {made}, {server.bindir} is {found}: pass "
             f"--pg-bindir /usr/lib/postgresql/{made}/bin, or use a new --state-dir"
         )
 
@@ -198,24 +224,39 @@ def postmaster_pid(layout: Layout) -> int | None:
     return None
 
 
-def start(layout: Layout, bindir: Path, port: int, log: Path) -> None:
-    write_conf(layout.pgdata, port)
-    command = [str(bindir / "pg_ctl"), "start", "-D", str(layout.pgdata), "-l", str(log)]
-    _run([*command, "-w", "-t", "120", "-s"], "pg_ctl start", log, layout.postgres)
+def start(layout: Layout, server: Server, port: int, log: Path) -> None:
+    write_conf(layout.pgdata, port, server.owner)
+    command = server.argv("pg_ctl", "start", "-D", str(layout.pgdata), "-l", str(log))
+    _run(server, [*command, "-w", "-t", "120", "-s"], "pg_ctl start", log, layout.postgres)
 
 
-def stop(layout: Layout, bindir: Path, log: Path) -> None:
+def stop(layout: Layout, server: Server, log: Path) -> None:
     """``pg_ctl stop -m fast`` (a no-op when it is not running)."""
     if postmaster_pid(layout) is None:
         return
-    command = [str(bindir / "pg_ctl"), "stop", "-D", str(layout.pgdata), "-m", "fast"]
-    _run([*command, "-w", "-t", "60", "-s"], "pg_ctl stop", log, layout.postgres)
+    command = server.argv("pg_ctl", "stop", "-D", str(layout.pgdata), "-m", "fast")
+    _run(server, [*command, "-w", "-t", "60", "-s"], "pg_ctl stop", log, layout.postgres)
 
 
 def is_ready(bindir: Path, port: int) -> bool:
     """``pg_isready`` on the loopback port."""
     command = [str(bindir / "pg_isready"), "-q", "-h", LOOPBACK, "-p", str(port), "-t", "3"]
     return subprocess.run(command, check=False).returncode == 0
+
+
+def accepts_logins(port: int, superuser: Account) -> bool:
+    """The superuser logs in on the loopback port (the probe wherever ``pg_isready`` is not on
+    this host: the server in a container)."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(
+            host=LOOPBACK, port=port, dbname="postgres", user=superuser.username,
+            password=superuser.password, connect_timeout=3,
+        ).close()  # fmt: skip
+    except psycopg2.Error:
+        return False
+    return True
 
 
 def ensure_databases(port: int, superuser: Account, owners: dict[str, Account]) -> None:

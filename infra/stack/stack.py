@@ -16,9 +16,17 @@ from typing import Any
 from filelock import FileLock
 
 from dove_model.config import Params
-from infra.stack import airflow, containers, mlflow, postgres, processes, service
+from infra.stack import (
+    airflow,
+    containers,
+    mlflow,
+    postgres,
+    postgres_container,
+    processes,
+    service,
+)
 from infra.stack.airflow_api import AirflowClient
-from infra.stack.config import DAG_ID, Layout, StackError, StackOptions
+from infra.stack.config import DAG_IDS, Layout, StackError, StackOptions
 from infra.stack.credentials import Account, ensure_all, ensure_keys, write_pgpass
 from infra.stack.environment import base_env, mlflow_client_env
 from infra.stack.ports import check_free, choose_ports
@@ -27,7 +35,7 @@ from infra.stack.state import ProcessRecord, State, load_state, save_state
 
 # stopped in this order (the scheduler first: it starts no task while the rest stops)
 STOP_ORDER = ("service", "airflow-scheduler", "airflow-dag-processor", "airflow-api-server")
-STOP_ORDER += ("mlflow",)
+STOP_ORDER += ("mlflow", "postgres")  # postgres: its container (a host cluster: pg_ctl)
 OWN_ENTRIES = {"state.json", ".lock", "credentials", "logs", "postgres", "mlflow", "airflow"}
 OWN_ENTRIES |= {"bentoml", "home"}
 NO_CHAMPION = (
@@ -41,7 +49,6 @@ class Context:
     options: StackOptions
     state: State
     params: Params
-    bindir: Path
     accounts: dict[str, Account] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -83,12 +90,12 @@ def _context(options: StackOptions) -> Context:
     params = load_params(options.params_file)
     if not options.dags_folder.is_dir():
         raise StackError(f"DAGs folder {options.dags_folder} not found: pass --dags-folder")
-    bindir = postgres.choose_bindir(options.pg_bindir, state.pg_bindir)
-    postgres.server_owner()
+    if options.pg_bindir is not None:  # asked for host binaries: a wrong folder fails first
+        postgres.find_bindir(options.pg_bindir)
     state.project, state.params_file = str(options.project), str(options.params_file)
-    state.dags_folder, state.pg_bindir = str(options.dags_folder), str(bindir)
-    context = Context(options, state, params, bindir)
-    running = {n for n in ("mlflow", "service") if context.alive(n)}
+    state.dags_folder = str(options.dags_folder)
+    context = Context(options, state, params)
+    running = {n for n in ("mlflow", "service", "postgres") if context.alive(n)}
     running |= {"airflow"} if context.alive("airflow-api-server") else set()
     running |= {"postgres"} if postgres.postmaster_pid(layout) else set()
     state.ports = choose_ports(options.ports, state.ports, running)
@@ -101,7 +108,8 @@ def _runtime_up(context: Context, reporter: Reporter) -> None:
     """Choose the runtime; for containers, (re)build the pipeline image from the checkout."""
     options, state = context.options, context.state
     live = [name for name in state.processes if context.alive(name)]
-    previous = state.runtime if live else ""
+    host_cluster = postgres.postmaster_pid(context.layout) is not None
+    previous = state.runtime if live or host_cluster else ""
     with reporter.step("runtime", "choosing processes or containers") as said:
         wants_containers = previous == "containers" or (
             not previous and options.runtime != "processes"
@@ -110,8 +118,11 @@ def _runtime_up(context: Context, reporter: Reporter) -> None:
         image = context.params.pipeline.image
         # auto never makes the image from nothing (minutes, GBs): it rebuilds one that exists
         found = engine is not None and (options.runtime != "auto" or engine.image_exists(image))
-        built = found and containers.build_pipeline_image(
-            engine, image, context.layout.log("image")
+        log = context.layout.log("image")
+        built = (
+            found
+            and containers.build_pipeline_image(engine, image, log)
+            and postgres_container.build_image(engine, log)
         )
         state.runtime = containers.choose_runtime(
             options.runtime, engine is not None, built, previous
@@ -119,7 +130,10 @@ def _runtime_up(context: Context, reporter: Reporter) -> None:
         context.engine = engine if state.runtime == "containers" else None
         if context.engine is not None:
             context.layout.container_home.mkdir(mode=0o700, exist_ok=True)
-            said.append(f"containers ({engine.name}, {image} built from the checkout)")
+            said.append(
+                f"containers ({engine.name}, {image} built from the checkout, "
+                f"{postgres_container.image()})"
+            )
         else:
             said.append("processes")
         context.save()
@@ -141,30 +155,73 @@ def up(options: StackOptions, reporter: Reporter) -> State:
 
 
 def _postgres_up(context: Context, reporter: Reporter) -> None:
-    layout, port = context.layout, context.port("postgres")
-    log = layout.log("postgres")
+    """The cluster: a container of the PostgreSQL image, or the host's binaries; then each
+    database with its owner role."""
+    port = context.port("postgres")
     with reporter.step("postgres", "starting PostgreSQL") as said:
-        postgres.check_reachable(layout)
-        postgres.prepare_log(log)
         superuser = context.accounts["postgres"]
-        if postgres.initdb(layout, context.bindir, superuser, log):
-            said.append("cluster created,")
-        postgres.check_version(layout, context.bindir)
-        if postgres.postmaster_pid(layout) is None:
-            check_free("postgres", port)
-            postgres.start(layout, context.bindir, port, log)
-            said.append("started")
+        if context.engine is not None:
+            _postgres_container_up(context, superuser, said)
         else:
-            said.append("already running")
-        wait_until(
-            lambda: postgres.is_ready(context.bindir, port),
-            what="PostgreSQL", timeout=context.options.timeout_s, log=str(log), interval=1,
-        )  # fmt: skip
-        write_pgpass(layout, port, context.accounts)
+            _postgres_host_up(context, superuser, said)
+        write_pgpass(context.layout, port, context.accounts)
         owners = {name: context.accounts[f"db-{name}"] for name in ("mlflow", "mlflow_auth")}
         owners["airflow"] = context.accounts["db-airflow"]
         postgres.ensure_databases(port, superuser, owners)
         said.append(f"on 127.0.0.1:{port}")
+
+
+def _postgres_host_up(context: Context, superuser: Account, said: list[str]) -> None:
+    layout, port, log = context.layout, context.port("postgres"), context.layout.log("postgres")
+    bindir = postgres.choose_bindir(context.options.pg_bindir, context.state.pg_bindir)
+    server = postgres.host_server(bindir)
+    context.state.pg_bindir = str(bindir)
+    postgres.check_reachable(layout)
+    postgres.prepare_log(log, server.owner)
+    if postgres.initdb(layout, server, superuser, log):
+        said.append("cluster created,")
+    postgres.check_version(layout, server)
+    if postgres.postmaster_pid(layout) is None:
+        check_free("postgres", port)
+        postgres.start(layout, server, port, log)
+        said.append("started")
+    else:
+        said.append("already running")
+    wait_until(
+        lambda: postgres.is_ready(bindir, port),
+        what="PostgreSQL", timeout=context.options.timeout_s, log=str(log), interval=1,
+    )  # fmt: skip
+
+
+def _postgres_container_up(context: Context, superuser: Account, said: list[str]) -> None:
+    """initdb and the version check in one-shot containers, the server in a named one."""
+    engine, layout, port = context.engine, context.layout, context.port("postgres")
+    log = layout.log("postgres")
+    owner = postgres_container.cluster_owner(layout)
+    if postgres.initdb(layout, postgres_container.one_shot_server(engine, layout, owner),
+                       superuser, log):  # fmt: skip
+        said.append("cluster created,")
+        owner = postgres_container.cluster_owner(layout)
+    postgres.check_version(layout, postgres_container.one_shot_server(engine, layout, owner))
+    if not context.alive("postgres"):
+        check_free("postgres", port)
+        postgres.write_conf(layout.pgdata, port, owner)
+        name = containers.container_name(layout, "postgres")
+        containers.remove(engine, name, stop_timeout=5)
+        command = postgres_container.server_command(engine, name, layout, owner)
+        context.state.processes["postgres"] = processes.spawn(
+            "postgres", command, log=log, cwd=layout.postgres, env=engine.environ()
+        )
+        context.state.containers["postgres"] = name
+        context.save()
+        said.append("started in a container")
+    else:
+        said.append("already running")
+    wait_until(
+        lambda: postgres.accepts_logins(port, superuser), what="PostgreSQL",
+        timeout=context.options.timeout_s, log=str(log), interval=1,
+        watch=[context.state.processes["postgres"]],
+    )  # fmt: skip
 
 
 def _start(context: Context, name: str, command: list[str], cwd: Path, env: dict) -> ProcessRecord:
@@ -291,14 +348,20 @@ def _airflow_migrate(context: Context, env: dict[str, str]) -> None:
 
 
 def _dag_ready(context: Context) -> str:
-    """Wait until the DAG is parsed; unpause it unless asked not to."""
+    """Wait until the DAGs are parsed; unpause them unless asked not to."""
     account = context.accounts["airflow"]
     client = AirflowClient(airflow.url(context.port("airflow")), account.username, account.password)
-    dag = client.wait_for_dag(DAG_ID, context.options.timeout_s)
-    if context.options.unpause and dag.get("is_paused"):
-        client.set_paused(DAG_ID, False)
-        return f"{DAG_ID} unpaused (Airflow runs its latest weekly slot now: catchup=False),"
-    return f"{DAG_ID} {'paused' if dag.get('is_paused') else 'active'},"
+    said = []
+    for dag_id in DAG_IDS:
+        dag = client.wait_for_dag(dag_id, context.options.timeout_s)
+        if context.options.unpause and dag.get("is_paused"):
+            client.set_paused(dag_id, False)
+            said.append(f"{dag_id} unpaused")
+        else:
+            said.append(f"{dag_id} {'paused' if dag.get('is_paused') else 'active'}")
+    if any(part.endswith("unpaused") for part in said):
+        said[-1] += " (Airflow runs each one's latest slot now: catchup=False)"
+    return ", ".join(said) + ","
 
 
 def _service_up(context: Context, reporter: Reporter) -> None:
@@ -424,10 +487,11 @@ def _stop_one(layout: Layout, state: State, name: str, reporter: Reporter, engin
 
 
 def _stop_postgres(layout: Layout, state: State, reporter: Reporter) -> bool:
+    """The host's cluster (a container of it is stopped with the other containers)."""
     if postgres.postmaster_pid(layout) is None:
         return False
     with reporter.step("postgres", "pg_ctl stop -m fast") as said:
-        bindir = postgres.choose_bindir(None, state.pg_bindir)
-        postgres.stop(layout, bindir, layout.log("postgres"))
+        server = postgres.host_server(postgres.choose_bindir(None, state.pg_bindir))
+        postgres.stop(layout, server, layout.log("postgres"))
         said.append("stopped")
     return True

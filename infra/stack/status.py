@@ -1,6 +1,6 @@
 """``dove stack status``: each service's URL, whether it really answers, where its
 credentials are. Healthy means the stack's own process runs and its probe passes:
-``pg_isready``, MLflow's ``/health``, the API server's ``/api/v2/monitor/health``
+PostgreSQL's superuser login, MLflow's ``/health``, the API server's ``/api/v2/monitor/health``
 (database, scheduler, DAG processor) and the service's ``/readyz``."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 
 from infra.stack import airflow, mlflow, postgres, processes, service
 from infra.stack.config import LOOPBACK, Layout, StackError
+from infra.stack.credentials import read_account
 from infra.stack.state import State, load_state
 
 
@@ -22,14 +23,17 @@ def _credentials(layout: Layout, name: str) -> str:
 
 
 def _postgres(layout: Layout, state: State) -> dict[str, Any]:
+    """Healthy: the server runs (the host's postmaster, or the stack's container) and the
+    superuser logs in."""
     port = state.ports.get("postgres")
-    pid = postgres.postmaster_pid(layout)
+    pid = postgres.postmaster_pid(layout) or _pid(state, "postgres")
     healthy = False
     if port and pid:
         try:
-            healthy = postgres.is_ready(postgres.choose_bindir(None, state.pg_bindir), port)
+            superuser = read_account(layout.credential("postgres"))
         except StackError:
-            healthy = False
+            superuser = None
+        healthy = superuser is not None and postgres.accepts_logins(port, superuser)
     return {
         "url": f"postgresql://{LOOPBACK}:{port}" if port else None,
         "healthy": healthy,
@@ -106,7 +110,7 @@ def _service(state: State) -> dict[str, Any]:
 
 def collect(layout: Layout) -> dict[str, Any]:
     """One object with the keys postgres, mlflow, airflow, service, the runtime they were
-    started with (processes | containers; PostgreSQL is a process in both) and the container
+    started with (processes | containers) and the container
     of each contained service (and where state is)."""
     state = load_state(layout.state_file)
     return {

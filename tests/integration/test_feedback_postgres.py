@@ -32,38 +32,38 @@ def cluster() -> Iterator[tuple[str, object]]:
     from infra.stack.credentials import Account
 
     try:
-        bindir = postgres.find_bindir()
+        server = postgres.host_server(postgres.find_bindir())
     except StackError as exc:
         pytest.skip(str(exc))
     root = reachable_state_dir("dove-querylog-pg-")
     layout = Layout(root)
     log = root / "postgres.log"
     admin = Account("dove_admin", secrets.token_hex(12))
-    postgres.initdb(layout, bindir, admin, root / "initdb.log")
-    postgres.prepare_log(log)
+    postgres.initdb(layout, server, admin, root / "initdb.log")
+    postgres.prepare_log(log, server.owner)
     port = free_port()
-    postgres.start(layout, bindir, port, log)
-    handle = Handle(layout, bindir, port, log)
+    postgres.start(layout, server, port, log)
+    handle = Handle(layout, server, port, log)
     try:
         yield f"postgresql://{admin.username}:{admin.password}@127.0.0.1:{port}/postgres", handle
     finally:
-        postgres.stop(layout, bindir, log)
+        postgres.stop(layout, server, log)
         shutil.rmtree(root, ignore_errors=True)
 
 
 class Handle:
-    def __init__(self, layout: object, bindir: Path, port: int, log: Path) -> None:
-        self.layout, self.bindir, self.port, self.log = layout, bindir, port, log
+    def __init__(self, layout: object, server: object, port: int, log: Path) -> None:
+        self.layout, self.server, self.port, self.log = layout, server, port, log
 
     def stop(self) -> None:
         from infra.stack import postgres
 
-        postgres.stop(self.layout, self.bindir, self.log)  # type: ignore[arg-type]
+        postgres.stop(self.layout, self.server, self.log)  # type: ignore[arg-type]
 
     def start(self) -> None:
         from infra.stack import postgres
 
-        postgres.start(self.layout, self.bindir, self.port, self.log)  # type: ignore[arg-type]
+        postgres.start(self.layout, self.server, self.port, self.log)  # type: ignore[arg-type]
 
 
 def query(text: str, model: str = "4") -> QueryRecord:

@@ -1,10 +1,12 @@
-"""`dove stack up --runtime containers` for real: MLflow, Airflow's api-server, scheduler and
-dag-processor and then the service each in a container of the pipeline image (rebuilt from
-the checkout by ``up``), on the host's network, PostgreSQL a host process. One stack for the
-module, on a smoke project with the repository's DAGs, on free ports: up, a second up that
-reuses the containers, the retraining DAG run inside the scheduler's container, an up that
-serves its @champion from a container, and a down that leaves no container. Skipped where no
-container engine runs containers (processes are test_stack.py's)."""
+"""`dove stack up --runtime containers` for real: PostgreSQL in a container of the PostgreSQL
+image, MLflow, Airflow's api-server, scheduler and dag-processor and then the service each in
+a container of the pipeline image (both rebuilt from the checkout by ``up``), on the host's
+network. One stack for the module, on a smoke project with the repository's DAGs, on free
+ports, its state in a folder only root can enter (no host user needs to reach it): up, a
+second up that reuses the containers, the retraining DAG run inside the scheduler's
+container, an up that serves its @champion from a container, and a down that leaves no
+container. Skipped where no container engine runs containers (processes are
+test_stack.py's)."""
 
 from __future__ import annotations
 
@@ -17,23 +19,18 @@ from typing import Any
 import httpx
 import pytest
 
-from dove_model.testing.stack import StackCli, reachable_state_dir
+from dove_model.testing.stack import StackCli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-CONTAINED = ("mlflow", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
+CONTAINED = ("postgres", "mlflow", "airflow-api-server", "airflow-scheduler")
+CONTAINED += ("airflow-dag-processor",)
 
 
 def engine_or_skip() -> Any:
-    from infra.stack.config import StackError
     from infra.stack.containers import find_runner
-    from infra.stack.postgres import find_bindir
 
-    try:
-        find_bindir()
-    except StackError as exc:
-        pytest.skip(str(exc))
     engine = find_runner("containers")
     if engine is None:
         pytest.skip("no container engine runs containers here (docker's daemon or podman)")
@@ -49,7 +46,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     project = tmp_path_factory.mktemp("stack-containers-project")
     write_smoke_project(project)
     shutil.copytree(REPO / "dags", project / "dags", ignore=shutil.ignore_patterns("__pycache__"))
-    cli = StackCli(project, reachable_state_dir())
+    private = tmp_path_factory.mktemp("stack-containers-state")
+    private.chmod(0o700)
+    cli = StackCli(project, private / "state")
     found: dict[str, Any] = {"cli": cli, "engine": engine}
     try:
         found["started"] = time.monotonic()
@@ -79,6 +78,17 @@ def test_a_up_runs_mlflow_and_airflow_in_containers_healthy(stack: dict[str, Any
     live = running_containers(stack["engine"])
     assert set(status["containers"].values()) <= set(live)
     assert "containers" in stack["out"]
+    assert "started in a container" in " ".join(stack["out"].split())
+
+
+def test_a2_postgres_runs_from_its_image_as_a_non_root_user(stack: dict[str, Any]) -> None:
+    from infra.images.build import POSTGRES_IMAGE
+
+    engine, name = stack["engine"], stack["status"]["containers"]["postgres"]
+    found = engine.run("inspect", "--format", "{{.ImageName}} {{.Config.User}}", name)
+    image, user = found.stdout.split()
+    assert image == POSTGRES_IMAGE and not user.startswith("0:")
+    assert (stack["cli"].state_dir / "postgres" / "data").stat().st_uid == int(user.split(":")[0])
 
 
 def test_b_a_second_up_reuses_the_running_containers(stack: dict[str, Any]) -> None:

@@ -133,6 +133,10 @@ def soak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Soak]:
         print(f"dove stack up: {seconds:.1f} s\n{out}")
         status = cli.status()
         client = AirflowClient(status["airflow"]["url"], *account(status["airflow"]["credentials"]))
+        # up unpaused both DAGs; the soak is the retraining DAG's: the feedback DAG (hourly,
+        # nothing to find here) is paused again so that it does not prepare data beside it
+        assert "dove_feedback_signal unpaused" in " ".join(out.split()), out
+        client.set_paused("dove_feedback_signal", True)
         state = Soak(cli, project, status, client)
         yield state
         print("\n".join(["", *state.summary]))

