@@ -49,6 +49,9 @@ class FeedbackExpectations(_Section):
 
 class FeedbackExportParams(_Section):
     dir: str = "data/feedback"  # inside the DVC-tracked data/: a new data version
+    # committed beside data.dvc, rewritten by each export: prepare's DVC dependency on the
+    # feedback (a stage cannot list a path inside data/: a fresh clone has none)
+    stamp: str = "data-feedback.json"
     report_dir: str = "reports/feedback"  # summary.json + GE Data Docs of each export
     # a pair whose image is not in the train split is held out (the feedback gate's set)
     hard_negatives: bool = True

@@ -25,8 +25,9 @@ def export(
     push: Annotated[bool, typer.Option(help="dvc push the new data version.")] = False,
 ) -> None:
     """Marks -> caption-image pairs + hard negatives, through the GE gates, into
-    ``feedback.export.dir`` (inside data/): a new DVC data version. Exit 1 when a critical
-    expectation fails (nothing is written then)."""
+    ``feedback.export.dir`` (inside data/): a new DVC data version, and the stamp
+    ``feedback.export.stamp`` that makes the next ``dvc repro`` re-prepare. Exit 1 when a
+    critical expectation fails (nothing is written then)."""
     from dove_model.config import load_params
     from dove_model.data.prepare import dataset_dir_or_prepared
     from dove_model.errors import GateFailed

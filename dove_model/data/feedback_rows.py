@@ -10,16 +10,22 @@ it came from.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
-from dove_model.atomic import atomic_path
+from dove_model.atomic import atomic_path, write_text
 from dove_model.data.manifest import coerce_manifest, read_manifest, write_manifest
+from dove_model.hashing import sha256_file
 
 PAIRS_FILE = "pairs.parquet"
 PROVENANCE_FILE = "feedback_provenance.parquet"
 TRAIN, EVAL = "train", "eval"  # a pair's role
+STAMP_NOTE = (
+    "rewritten by `dove feedback export`; the prepare stage's DVC dependency on the exported "
+    "feedback (docs/operations.md, section 3): commit it with data.dvc"
+)
 
 
 def feedback_rows(manifest: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -51,3 +57,16 @@ def add_feedback(dataset_dir: Path | str, feedback_dir: Path | str) -> int:
     with atomic_path(Path(dataset_dir) / PROVENANCE_FILE, suffix=".parquet") as tmp:
         provenance.to_parquet(tmp, index=False)
     return len(rows)
+
+
+def write_stamp(stamp: Path | str, pairs_file: Path, n_pairs: int) -> None:
+    """Record the exported pair file (its sha256) in ``stamp``, outside the DVC-tracked data:
+    ``dvc.yaml``'s prepare stage lists it, so the next ``dvc repro`` re-prepares. The same
+    pairs write the same bytes: an export with nothing new re-runs nothing."""
+    record = {
+        "note": STAMP_NOTE,
+        "pairs_file": Path(pairs_file).as_posix(),
+        "pairs_sha256": sha256_file(Path(pairs_file)),
+        "pairs": n_pairs,
+    }
+    write_text(stamp, json.dumps(record, indent=2) + "\n")

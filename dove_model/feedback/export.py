@@ -23,7 +23,7 @@ import pandas as pd
 
 from dove_model.atomic import atomic_path, write_text
 from dove_model.config import Params
-from dove_model.data.feedback_rows import EVAL, PAIRS_FILE, TRAIN, feedback_rows
+from dove_model.data.feedback_rows import EVAL, PAIRS_FILE, TRAIN, feedback_rows, write_stamp
 from dove_model.data.manifest import coerce_manifest, read_manifest
 from dove_model.feedback.records import FeedbackRecord, QueryRecord
 from dove_model.feedback.store import LogStore
@@ -171,11 +171,12 @@ def export_feedback(
     report_dir = Path(export.report_dir)
     result = ExportResult(pairs, counts, gate_pairs(pairs, manifest, params, report_dir / "docs"))
     if result.passed:
-        out_dir = (repo_root or Path(".")) / export.dir
-        with atomic_path(out_dir / PAIRS_FILE, suffix=".parquet") as tmp:
+        root = repo_root or Path(".")
+        with atomic_path(root / export.dir / PAIRS_FILE, suffix=".parquet") as tmp:
             pairs.to_parquet(tmp, index=False)
-        result.written = out_dir / PAIRS_FILE
-        write_text(out_dir / REPORT_FILE, json.dumps({"counts": counts}, indent=2) + "\n")
+        result.written = root / export.dir / PAIRS_FILE
+        write_text(root / export.dir / REPORT_FILE, json.dumps({"counts": counts}, indent=2) + "\n")
+        write_stamp(root / export.stamp, Path(export.dir) / PAIRS_FILE, len(pairs))
         if repo_root is not None and (repo_root / ".dvc").is_dir():
             from dove_model.data.versioning import version_data
 

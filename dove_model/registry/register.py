@@ -19,6 +19,7 @@ from dove_model.atomic import write_text
 from dove_model.config import Params
 from dove_model.errors import DoveError
 from dove_model.registry import aliases
+from dove_model.registry.feedback_check import FeedbackCheck, with_feedback
 from dove_model.registry.gates import GateDecision, check_gates
 from dove_model.registry.lease import registry_lease
 from dove_model.registry.lock import registry_lock
@@ -282,9 +283,11 @@ def _gate_and_alias(
     data_version: DataVersion,
     params: Params,
     dataset_dir: Path | None,
+    feedback: FeedbackCheck,
 ) -> tuple[GateDecision, list[aliases.AliasChange], Any]:
-    """Gate ``version`` against the champion and set its aliases under the registry lease;
-    returns the decision, the alias changes and the champion afterwards."""
+    """Gate ``version`` against the champion (recalls, then the users' own pairs) and set
+    its aliases under the registry lease; returns the decision, the alias changes and the
+    champion afterwards."""
     with registry_lease(client, name) as lease:
         changes = aliases.set_challenger(client, name, version)
         aliases.verify_aliases(client, name, changes)
@@ -297,6 +300,8 @@ def _gate_and_alias(
             else None
         )
         decision = check_gates(metrics, params.register_.gates, baseline)
+        if decision.passed and champion is not None:
+            decision = with_feedback(decision, _feedback_verdict(feedback, name, champion))
         with registry_lease(client, name) as lease:
             current = aliases.version_by_alias(client, name, aliases.CHAMPION)
             if _number(current) != _number(champion):
@@ -313,6 +318,11 @@ def _gate_and_alias(
         f"registered model {name!r}: the champion changed {GATE_ATTEMPTS} times while v{version} "
         f"was being gated; v{version} is registered, gate it with `dove promote {version}`"
     )
+
+
+def _feedback_verdict(feedback: FeedbackCheck, name: str, champion: Any) -> Any:
+    uri = f"models:/{name}/{champion.version}"
+    return feedback.verdict(lambda dst: download_model_dir(uri, dst))
 
 
 def _number(version: Any) -> str | None:
@@ -334,12 +344,11 @@ def register(
     root: Path | None = None,
 ) -> RegistrationResult:
     """Log, register (alias ``challenger``) and, if the gates pass, promote to ``champion``.
-
     ``dataset_dir`` lets the gate re-evaluate the champion when it was trained on another
-    data version; without it such a champion is compared on the floors only. ``run_key``
-    (the pipeline's data version argument) is tagged so orchestrators can find this version.
-    ``plots_dir`` keeps the PNG plots (for ``dvc plots``); by default they only go to MLflow.
-    """
+    data version (without it: the floors only), and score both on the users' pairs (the
+    feedback gate, with the export under ``root``). ``run_key`` (the pipeline's data version
+    argument) is tagged so orchestrators can find this version. ``plots_dir`` keeps the PNG
+    plots (for ``dvc plots``); by default they only go to MLflow."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -366,8 +375,9 @@ def register(
         tags = data_version.as_tags() | {FAMILY_TAG: model_family(model_dir)}
         tags |= {RUN_KEY_TAG: run_key} if run_key else {}
         version = str(mlflow.register_model(model_uri, name, tags=tags).version)
+        check = FeedbackCheck.of(params, model_dir, dataset_dir, root)  # the users' pairs
         decision, changes, now_champion = _gate_and_alias(
-            MlflowClient(uri, uri), name, version, metrics, data_version, params, dataset_dir
+            MlflowClient(uri, uri), name, version, metrics, data_version, params, dataset_dir, check
         )
     result = RegistrationResult(
         model_name=name,

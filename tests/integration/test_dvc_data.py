@@ -1,5 +1,6 @@
-"""A real `dvc repro` of the prepare + validate stages in a temporary git repository, and
-`dvc push` / `dvc pull` through the default local-folder remote."""
+"""A real `dvc repro` of the prepare + validate stages in a temporary git repository,
+`dvc push` / `dvc pull` through the default local-folder remote, and `dove feedback export`
+followed by `dvc repro`: the new pairs reach the prepared data with no forced stage."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -47,6 +49,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     shutil.copytree(REPO / ".dvc", root / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
     shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
+    shutil.copy(REPO / "data-feedback.json", root / "data-feedback.json")  # prepare's dep
     _run("git", "init", "-q", cwd=root)
     _run("dove", "data", "synth", "--out", "data/synth", "--workers", "1", cwd=root)
     return root
@@ -101,3 +104,62 @@ def test_build_default_dataset_for_the_demo(project: Path, monkeypatch: pytest.M
     screen = console.export_text()
     assert "data gate PASSED" in screen and "image_in_one_split" in screen
     assert len(screen.splitlines()) < 40  # one screen
+
+
+def _log_marks(log_dir: Path, manifest: pd.DataFrame, n: int = 24) -> list[str]:
+    """``n`` searches on train images by four clients, each with one mark (every eighth
+    not relevant); the query is a train caption with its first word moved to the end (known
+    words, a new text). Returns the relevant queries' texts."""
+    from dove_model.feedback.files import FileStore
+    from dove_model.feedback.records import FeedbackRecord, QueryRecord
+    from dove_model.loop_params import QueryLogParams
+
+    train = manifest[manifest["split"] == "train"].drop_duplicates("caption").head(n)
+    store, relevant = FileStore(log_dir, QueryLogParams()), []
+    for i, (image_id, caption) in enumerate(zip(train["image_id"], train["caption"], strict=True)):
+        words = str(caption).split()
+        text = " ".join([*words[1:], words[0]])
+        hits = [(str(image_id), 0.9)]
+        search = QueryRecord.of_search(text, 5, hits, ("1", "v1"), 2.0, "text", f"client{i % 4}")
+        mark = FeedbackRecord(search.query_id, str(image_id), i % 8 != 7, 1, client=search.client)
+        store.write([search, mark])
+        relevant += [text] if mark.relevant else []
+    store.close()
+    return relevant
+
+
+def test_a_feedback_export_re_prepares_on_the_next_repro(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dove feedback export` writes a new data version and rewrites the stamp prepare
+    depends on: the next `dvc repro` re-prepares with the users' pairs, the one after does
+    nothing."""
+    from dove_model.data.feedback_rows import PROVENANCE_FILE
+    from dove_model.data.manifest import read_manifest
+    from dove_model.hashing import sha256_file
+
+    version_data(project, push=False)  # a data version to start from (a no-op if there is)
+    _run("dvc", "repro", cwd=project)  # whatever the earlier tests left: now up to date
+    prepared = project / "artifacts/prepared/synth"
+    before = read_manifest(prepared)
+    assert not (prepared / PROVENANCE_FILE).exists()
+    old_version = data_version(project)
+    monkeypatch.setenv("DOVE_QUERYLOG_DIR", str(project / "querylog"))
+    relevant = _log_marks(project / "querylog", before)
+    out = _run("dove", "feedback", "export", cwd=project)
+    assert "wrote data/feedback/pairs.parquet" in out
+    assert data_version(project) != old_version  # `dvc add data` ran
+    stamp = json.loads((project / "data-feedback.json").read_text())
+    assert stamp["pairs_sha256"] == sha256_file(project / "data/feedback/pairs.parquet")
+    assert "up to date" not in _run("dvc", "status", "prepare", cwd=project)
+
+    out = _run("dvc", "repro", cwd=project)  # no -f
+    assert "Running stage 'prepare'" in out and "Running stage 'validate'" in out
+    after = read_manifest(prepared)
+    added = after[~after["caption_id"].isin(before["caption_id"])]
+    assert sorted(added["caption"]) == sorted(relevant) and set(added["split"]) == {"train"}
+    assert len(pd.read_parquet(prepared / PROVENANCE_FILE)) == len(relevant)
+
+    again = _run("dvc", "repro", cwd=project)
+    assert "Running stage" not in again, again
+    assert "up to date" in _run("dvc", "status", cwd=project)

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DVC_FILES = ["dvc.yaml", "dvc.lock", "data.dvc", ".dvc/config", ".dvcignore"]
+# data-feedback.json: the prepare stage's dependency on the exported feedback (always present)
+DVC_FILES = ["dvc.yaml", "dvc.lock", "data.dvc", ".dvc/config", ".dvcignore", "data-feedback.json"]
 
 
 @pytest.mark.parametrize("name", DVC_FILES)
@@ -53,3 +54,19 @@ def test_no_stage_depends_on_a_dvc_added_folder() -> None:
         if _inside(dep, folder)
     ]
     assert not wrong, "\n".join(wrong)
+
+
+def test_prepare_depends_on_the_feedback_stamp_a_fresh_clone_has() -> None:
+    """`dove feedback export` writes into data/ (which no stage may list) and rewrites the
+    stamp outside it; prepare lists the stamp, which git tracks (DVC stops at a missing
+    dependency, and a fresh clone must have it before any stage runs)."""
+    from dove_model.config import load_params
+
+    stamp = load_params(REPO_ROOT / "params.yaml").feedback.export.stamp
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    assert "${feedback.export.stamp}" in stages["prepare"]["deps"]
+    assert not _inside(stamp, "data") and (REPO_ROOT / stamp).is_file()
+    git = shutil.which("git")
+    if git is not None and (REPO_ROOT / ".git").exists():
+        listed = subprocess.run([git, "ls-files", stamp], cwd=REPO_ROOT, capture_output=True)
+        assert listed.stdout.decode().strip() == stamp, f"{stamp} is not tracked by git"

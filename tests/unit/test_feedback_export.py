@@ -5,6 +5,7 @@ the leak check: a pair used for training never reaches the evaluation side."""
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from dove_model.data.manifest import coerce_manifest, read_manifest, write_manif
 from dove_model.feedback.export import LEAK, collect_pairs, export_feedback, gate_pairs
 from dove_model.feedback.files import FileStore
 from dove_model.feedback.records import FeedbackRecord, QueryRecord
+from dove_model.hashing import sha256_file
 from dove_model.loop_params import QueryLogParams
 
 ADJECTIVES = ["green", "red", "large", "small", "white", "dense", "sparse", "old"]
@@ -88,6 +90,11 @@ def test_export_writes_pairs_with_provenance_that_prepare_merges(project) -> Non
         "v1",
     )
     assert (root / "reports" / "feedback" / "summary.json").is_file()
+    stamp = json.loads((root / "data-feedback.json").read_text())  # prepare's DVC dependency
+    assert stamp["pairs_file"] == "data/feedback/pairs.parquet" and stamp["pairs"] == 30
+    assert stamp["pairs_sha256"] == sha256_file(root / "data" / "feedback" / "pairs.parquet")
+    export_feedback(Params(), store, dataset, root)  # nothing new: the same stamp, byte for byte
+    assert json.loads((root / "data-feedback.json").read_text()) == stamp
     before = len(read_manifest(dataset))
     assert add_feedback(dataset, root / "data" / "feedback") == 22
     merged = read_manifest(dataset)
