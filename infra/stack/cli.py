@@ -68,10 +68,7 @@ def up_command(
         int | None, _port("service", "The service's port (default: 3000 when free)")
     ] = None,
     pg_bindir: Annotated[
-        Path | None,
-        typer.Option(
-            help="The host's PostgreSQL bin folder, for the processes runtime (default: found)."
-        ),
+        Path | None, typer.Option(help="The host's PostgreSQL bin folder (default: found).")
     ] = None,
     keep_paused: Annotated[
         bool, typer.Option(help="Leave the DAGs paused (default: unpause retraining and feedback).")
