@@ -15,6 +15,7 @@ import yaml
 from dove_model.atomic import write_text
 from dove_model.config import parse_params
 from dove_model.families.dual.spec import TINY_PROFILE as DUAL_TINY_PROFILE
+from dove_model.families.registry import family_spec
 
 SMOKE_PARAMS: dict[str, Any] = {
     "data": {
@@ -68,6 +69,27 @@ DUAL_SMOKE: dict[str, Any] = {
         "profiles": {"smoke-dual": {**deepcopy(DUAL_TINY_PROFILE), "epochs": 3}},
     }
 }
+
+
+CLIP_SMOKE_PROFILE = "smoke-clip"
+
+
+def clip_smoke(project: Path, *, zero_shot: bool = True) -> dict[str, Any]:
+    """``write_smoke_project(project, clip_smoke(project))``: the same project with the clip
+    family's tiny random checkpoint (written under ``project/models``), zero-shot unless asked.
+    Its files are named relative to the project, as a user's params.yaml names theirs: every
+    orchestrator runs its tasks in the project folder."""
+    project = Path(project)
+    profile = family_spec("clip").tiny_profile(project / "models")
+    model = dict(profile["model"], zero_shot=zero_shot)
+    for key in ("clip_checkpoint", "clip_config"):
+        model[key] = Path(model[key]).relative_to(project).as_posix()
+    return {
+        "train": {
+            "profile": CLIP_SMOKE_PROFILE,
+            "profiles": {CLIP_SMOKE_PROFILE: profile | {"model": model}},
+        }
+    }
 
 
 def _replaces(old: dict[str, Any], new: dict[str, Any]) -> bool:

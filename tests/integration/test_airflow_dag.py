@@ -89,34 +89,68 @@ def test_parsing_the_dag_imports_no_heavy_library(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def airflow_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
-    """A migrated sqlite Airflow home, a smoke project, and the first dag.test() result."""
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated sqlite Airflow home, shared by the module's DAG runs."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    orchestrators.migrate_airflow(home, DAGS)
+    return home
+
+
+@pytest.fixture(scope="module")
+def airflow_project(
+    airflow_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, dict]:
+    """The Airflow home, a smoke project (DOVE), and the first dag.test() result."""
     from dove_model.testing.smoke import write_smoke_project
 
-    home = tmp_path_factory.mktemp("airflow-home")
     project = tmp_path_factory.mktemp("airflow-project")
     write_smoke_project(project)
-    orchestrators.migrate_airflow(home, DAGS)
-    return home, project, orchestrators.dag_test(home, DAGS, project)
+    return airflow_home, project, orchestrators.dag_test(airflow_home, DAGS, project)
 
 
-def test_dag_test_runs_the_whole_dag_end_to_end(airflow_project) -> None:
+@pytest.fixture(scope="module")
+def clip_airflow_project(
+    airflow_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, dict]:
+    """The same with the clip family's tiny checkpoint zero-shot: params.yaml alone picks it."""
+    from dove_model.testing.smoke import clip_smoke, write_smoke_project
+
+    project = tmp_path_factory.mktemp("airflow-project-clip")
+    write_smoke_project(project, clip_smoke(project))
+    return airflow_home, project, orchestrators.dag_test(airflow_home, DAGS, project)
+
+
+# family -> the fixture of its first DAG run (the tests below go on from DOVE's alone)
+FIRST_RUNS = {"dove": "airflow_project", "clip": "clip_airflow_project"}
+
+
+@pytest.mark.parametrize("family", sorted(FIRST_RUNS))
+def test_dag_test_runs_the_whole_dag_end_to_end(
+    family: str, request: pytest.FixtureRequest
+) -> None:
     from mlflow import MlflowClient
 
     from dove_model.config import load_params
+    from dove_model.index import load_archive
     from dove_model.pipeline.retraining import detect_data_version
     from dove_model.registry import alias_state
+    from dove_model.registry.register import FAMILY_TAG
     from dove_model.registry.tracking import resolve_tracking_uri
 
-    _, project, result = airflow_project
-    assert result["state"] == "success"
+    _, project, result = request.getfixturevalue(FIRST_RUNS[family])
+    assert result["state"] == "success", result["tasks"]
     assert set(result["tasks"].values()) == {"success"}
     params = load_params(project / "params.yaml")
+    assert params.train.active.model.family == family
     assert alias_state(params, root=project)["champion"] == "1"
     uri = resolve_tracking_uri(params.register_, root=project, environ={})
     version = MlflowClient(uri, uri).get_model_version(params.register_.model_name, "1")
     assert version.tags["pipeline_data_version"] == detect_data_version(str(project))
-    assert any((project / params.index.out_dir).iterdir())  # the service's index was rolled
+    assert version.tags[FAMILY_TAG] == family
+    # the service's index was rolled, by the champion
+    index = load_archive(project / params.index.out_dir, params.index)
+    assert index.meta["family"] == family and index.meta["model"]["model_version"] == "1"
+    assert result["xcoms"]["roll_service"]["path"] == "full"
 
 
 def test_rerunning_the_pipeline_task_for_the_same_data_version_is_idempotent(

@@ -97,6 +97,26 @@ def test_an_architecture_config_must_exist_and_be_named_after_the_architecture(
             train(dataset, params, tmp_path / "out", progress=False)
 
 
+def test_a_model_directory_without_its_architecture_config_is_named_as_incomplete(
+    project: tuple[Path, dict[str, Any], Path], tmp_path: Path
+) -> None:
+    """Not the user's ``model.clip_config`` (a file the directory never needs): the directory
+    itself lacks ``open_clip/<arch>.json``, for an architecture open_clip has never heard of
+    (what a fresh process, e.g. a KFP task, meets)."""
+    from dove_model.families.dispatch import load_encoder
+
+    root, profile, dataset = project
+    result = train(dataset, _params(root, profile, zero_shot=True), tmp_path, progress=False)
+    unknown = "dove-test-never-registered"
+    config_file = result.model_dir / "config.json"
+    config = json.loads(config_file.read_text())
+    config["model"]["clip_arch"] = unknown
+    config_file.write_text(json.dumps(config))
+    shutil.rmtree(result.model_dir / "open_clip")
+    with pytest.raises(ConfigError, match=f"not a complete clip model directory .*{unknown}"):
+        load_encoder(result.model_dir)
+
+
 def test_a_clip_profile_names_its_architecture_and_checkpoint() -> None:
     profile = {"model": {"family": "clip", "clip_checkpoint": "remoteclip.pt"}}
     with pytest.raises(ConfigError, match=r"train.profiles.c.model: .*clip_arch"):

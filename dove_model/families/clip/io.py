@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from dove_model.errors import ConfigError
 from dove_model.families.clip.model import ClipModel, register_arch
 from dove_model.families.clip.settings import ClipSettings
 from dove_model.model.directory import (
@@ -48,13 +49,27 @@ def save_clip_model_dir(model: ClipModel, target: Path) -> Path:
     return write_model_dir(target, model, model.params, size, prep, arch_config)
 
 
+def _register_own_arch(model_dir: Path, arch: str) -> None:
+    """Make ``arch`` known to open_clip from the directory's own copy of its config. A copy
+    missing is the directory's fault, not the user's ``model.clip_config``: say so."""
+    import open_clip
+
+    config = model_dir / ARCH_DIR / f"{arch}.json"
+    if not config.is_file() and arch not in open_clip.list_models():
+        raise ConfigError(
+            f"{model_dir}: not a complete clip model directory (missing {ARCH_DIR}/{arch}.json, "
+            f"the config of {arch!r}, an architecture open_clip does not ship)"
+        )
+    register_arch(config, arch)
+
+
 def load_clip_model_dir(model_dir: Path | str, device: str | torch.device = "cpu") -> LoadedClip:
     model_dir = Path(model_dir)
     expect_family(model_dir, "clip", "clip")
     config = read_model_config(model_dir)
     settings = config.params
     assert isinstance(settings, ClipSettings)
-    register_arch(model_dir / ARCH_DIR / f"{settings.clip_arch}.json", settings.clip_arch)
+    _register_own_arch(model_dir, settings.clip_arch)
     model = ClipModel.build(settings.model_copy(update={"clip_config": None}), pretrained=False)
     load_weights(model, model_dir / WEIGHTS_FILE, f"{model_dir / CONFIG_FILE}")
     model.to(device).eval()
