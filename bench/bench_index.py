@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from dove_model.config import Params, parse_params
+from dove_model.config import load_params, parse_params
 from dove_model.data.manifest import load_split
 from dove_model.families.dove.inference import DoveEncoder
 from dove_model.index import build_index, load_archive
@@ -30,6 +30,8 @@ from dove_model.index.encoder import ImageArrays
 from dove_model.metrics import retrieval_metrics
 from dove_model.serving.search import Searcher
 from dove_model.testing.deployment import tiny_model_dir
+
+PROJECT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 UCM = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ucm-captions"
 
@@ -85,7 +87,10 @@ def main() -> None:
         split = load_split(dataset, args.split)
         model_dir = args.model_dir
         if model_dir is None:
-            demo = Params()
+            demo = load_params(PROJECT_PARAMS)  # its demo profile: EfficientNet-Lite0, D=256
+            demo = demo.model_copy(
+                update={"train": demo.train.model_copy(update={"profile": "demo"})}
+            )
             model_dir = tiny_model_dir(
                 work / "model", split.captions, model=demo.model_for_training(),
                 eval_size=demo.train.active.eval_size,
