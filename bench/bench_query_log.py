@@ -7,8 +7,9 @@ and QPS within 5 %). Prints, never asserts.
 
 The archive and model are bench_serving.py's (random unit vectors in the real on-disk format,
 an untrained model of the demo architecture: real encode, FAISS search and ROAM re-rank).
-Modes alternate (off, on, failing, off, on, failing, ...) over ``--rounds`` so that drift in
-the shared machine's load spreads over all of them; each line is one service start.
+Modes alternate over ``--rounds``, every other round in reverse order (off, on, failing,
+failing, on, off, ...), so that drift in the shared machine's load and the order of the
+service starts spread over all of them; each line is one service start.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def main() -> None:
         print("round  mode      p50_ms  p99_ms    QPS")
         results: dict[str, list[tuple[float, ...]]] = {m: [] for m in args.modes}
         for r in range(args.rounds):
-            for mode in args.modes:
+            # odd rounds run the modes backwards (off, on / on, off / ...): a mode is not
+            # always the later service start, so drift and order effects cancel out
+            for mode in args.modes if r % 2 == 0 else args.modes[::-1]:
                 p50, p99, qps = one_run(work, model_dir, index_dir, mode, args)
                 results[mode].append((p50, p99, qps))
                 print(f"{r:>5}  {mode:<8} {p50:7.1f} {p99:7.1f} {qps:6.1f}", flush=True)
