@@ -155,20 +155,22 @@ def find_runner(requested: str):  # -> Engine | None
     return engine
 
 
-def build_pipeline_image(engine, image: str, log: Path) -> bool:
-    """``dove images build pipeline`` from the checkout (bases reused, the engine's layer
-    cache: seconds when nothing changed); False, with the reason in ``log``, when it fails."""
+def build_image(engine, step: str, tag: str, log: Path) -> bool:
+    """``dove images build <step>`` (``pipeline`` tagged ``tag`` from the checkout, or
+    ``postgres``; bases reused, the engine's layer cache: seconds when nothing changed);
+    False, with the reason in ``log``, when it fails."""
     import time
 
     from dove_model.errors import ConfigError
     from infra.images.build import ImageSettings, build_images, git_revision
     from infra.stack.processes import open_log
 
-    settings = ImageSettings(pipeline_tag=image, serving_tag="", revision=git_revision())
+    pipeline_tag = tag if step == "pipeline" else ""
+    settings = ImageSettings(pipeline_tag=pipeline_tag, serving_tag="", revision=git_revision())
     with open_log(log) as out:
-        out.write(f"\n=== {time.strftime('%F %T')} dove stack: build {image}\n".encode())
+        out.write(f"\n=== {time.strftime('%F %T')} dove stack: build {tag}\n".encode())
         try:
-            build_images(engine, settings, ["pipeline"], lambda built: None)
+            build_images(engine, settings, [step], lambda built: None)
         except (ConfigError, OSError) as exc:
             out.write(f"{exc}\n".encode())
             return False

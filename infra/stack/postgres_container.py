@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import os
 import pwd
-import time
-from pathlib import Path
 
 from infra.stack import containers
 from infra.stack.config import Layout
 from infra.stack.postgres import SERVER_USER, Server, as_root
-from infra.stack.processes import open_log
 
 BINDIR = "/usr/lib/postgresql/15/bin"
 IMAGE_OWNER = (999, 999)  # the image's postgres user (Dockerfile.postgres)
@@ -66,21 +63,3 @@ def server_command(engine, name: str, layout: Layout, owner: tuple[int, int]) ->
     args = [engine.binary, "run", "--rm", "--name", name, "--network=host", "--init"]
     args += ["--stop-signal", "SIGINT", *containers.user_args(engine.name, *owner)]
     return [*args, *_mount(layout), image(), f"{BINDIR}/postgres", "-D", str(layout.pgdata)]
-
-
-def build_image(engine, log: Path) -> bool:
-    """``dove images build postgres`` (the engine's layer cache: seconds when built); False,
-    with the reason in ``log``, when it fails."""
-    from dove_model.errors import ConfigError
-    from infra.images.build import ImageSettings, build_images, git_revision
-
-    settings = ImageSettings(pipeline_tag="", serving_tag="", revision=git_revision())
-    with open_log(log) as out:
-        out.write(f"\n=== {time.strftime('%F %T')} dove stack: build {image()}\n".encode())
-        try:
-            build_images(engine, settings, ["postgres"], lambda built: None)
-        except (ConfigError, OSError) as exc:
-            out.write(f"{exc}\n".encode())
-            return False
-        out.write(b"built\n")
-    return True

@@ -121,8 +121,8 @@ def _runtime_up(context: Context, reporter: Reporter) -> None:
         log = context.layout.log("image")
         built = (
             found
-            and containers.build_pipeline_image(engine, image, log)
-            and postgres_container.build_image(engine, log)
+            and containers.build_image(engine, "pipeline", image, log)
+            and containers.build_image(engine, "postgres", postgres_container.image(), log)
         )
         state.runtime = containers.choose_runtime(
             options.runtime, engine is not None, built, previous
