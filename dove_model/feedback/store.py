@@ -12,6 +12,10 @@ from dove_model.feedback.records import FeedbackRecord, QueryRecord, Record
 from dove_model.loop_params import QueryLogParams
 
 DIR_ENV = "DOVE_QUERYLOG_DIR"  # overrides feedback.query_log.dir (tests, a mounted volume)
+# overrides feedback.query_log.store: `dove stack` points the service and its tasks at its
+# PostgreSQL this way, whatever params.yaml says
+STORE_ENV = "DOVE_QUERYLOG_STORE"
+STORES = ("files", "postgres")
 
 
 class LogStore(Protocol):
@@ -31,15 +35,17 @@ class LogStore(Protocol):
 
 
 def open_store(params: QueryLogParams, env: Mapping[str, str]) -> LogStore:
-    """The store ``params.store`` names; the PostgreSQL DSN comes from ``env[params.dsn_env]``."""
-    if params.store == "postgres":
+    """The store ``params.store`` (or ``$DOVE_QUERYLOG_STORE``) names; the PostgreSQL DSN
+    comes from ``env[params.dsn_env]``."""
+    store = env.get(STORE_ENV) or params.store
+    if store not in STORES:
+        raise ConfigError(f"${STORE_ENV}={store!r}: use one of {', '.join(STORES)}")
+    if store == "postgres":
         from dove_model.feedback.postgres import PostgresStore
 
         dsn = env.get(params.dsn_env)
         if not dsn:
-            raise ConfigError(
-                f"feedback.query_log.store is postgres but ${params.dsn_env} is not set"
-            )
+            raise ConfigError(f"the query log's store is postgres but ${params.dsn_env} is not set")
         return PostgresStore(dsn, params)
     from dove_model.feedback.files import FileStore
 

@@ -18,7 +18,8 @@ PREFERRED_PORTS = {"postgres": 0, "mlflow": 5000, "airflow": 8080, "service": 30
 DAG_ID = "dove_retraining"
 FEEDBACK_DAG_ID = "dove_feedback_signal"  # retraining on signal (docs/operations.md)
 DAG_IDS = (DAG_ID, FEEDBACK_DAG_ID)  # what `up` waits for and unpauses
-DATABASES = ("mlflow", "mlflow_auth", "airflow")  # one role of the same name owns each
+# one role of the same name owns each; querylog: the service's query log and feedback
+DATABASES = ("mlflow", "mlflow_auth", "airflow", "querylog")
 
 
 class StackError(DoveError):

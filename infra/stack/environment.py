@@ -23,6 +23,9 @@ OWNED_NAMES = (
     "DOVE_MODEL_DIR",
     "DOVE_INDEX_DIR",
     "DOVE_API_KEY",
+    "DOVE_QUERYLOG_STORE",
+    "DOVE_QUERYLOG_DSN",
+    "DOVE_QUERYLOG_DIR",
 )
 TELEMETRY_OFF = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -45,6 +48,17 @@ def base_env(source: Mapping[str, str] | None = None) -> dict[str, str]:
     }
     env["PATH"] = os.pathsep.join([str(venv_bin()), env.get("PATH", os.defpath)])
     return env | TELEMETRY_OFF
+
+
+def query_log_env(pg_port: int, pgpass: Path) -> dict[str, str]:
+    """The query log in the stack's PostgreSQL (database ``querylog``): for the service, which
+    writes it, and for Airflow's tasks, which read it (the feedback DAG). The DSN holds no
+    password: libpq reads it from ``PGPASSFILE``."""
+    return {
+        "DOVE_QUERYLOG_STORE": "postgres",
+        "DOVE_QUERYLOG_DSN": f"postgresql://querylog@127.0.0.1:{pg_port}/querylog",
+        "PGPASSFILE": str(pgpass),
+    }
 
 
 def mlflow_client_env(url: str, username: str, password: str) -> dict[str, str]:

@@ -26,9 +26,9 @@ from infra.stack import (
     service,
 )
 from infra.stack.airflow_api import AirflowClient
-from infra.stack.config import DAG_IDS, Layout, StackError, StackOptions
+from infra.stack.config import DAG_IDS, DATABASES, Layout, StackError, StackOptions
 from infra.stack.credentials import Account, ensure_all, ensure_keys, write_pgpass
-from infra.stack.environment import base_env, mlflow_client_env
+from infra.stack.environment import base_env, mlflow_client_env, query_log_env
 from infra.stack.ports import check_free, choose_ports
 from infra.stack.progress import Reporter, wait_until
 from infra.stack.state import ProcessRecord, State, load_state, save_state
@@ -165,8 +165,7 @@ def _postgres_up(context: Context, reporter: Reporter) -> None:
         else:
             _postgres_host_up(context, superuser, said)
         write_pgpass(context.layout, port, context.accounts)
-        owners = {name: context.accounts[f"db-{name}"] for name in ("mlflow", "mlflow_auth")}
-        owners["airflow"] = context.accounts["db-airflow"]
+        owners = {name: context.accounts[f"db-{name}"] for name in DATABASES}
         postgres.ensure_databases(port, superuser, owners)
         said.append(f"on 127.0.0.1:{port}")
 
@@ -299,6 +298,7 @@ def airflow_env(context: Context) -> dict[str, str]:
     pipeline = context.accounts["mlflow-pipeline"]
     client = mlflow_client_env(mlflow.url(context.port("mlflow")), *pipeline.__dict__.values())
     extra = {"BENTOML_HOME": str(context.layout.bentoml_home)}
+    extra |= query_log_env(context.port("postgres"), context.layout.pgpass)
     return context.env | airflow.process_env(context.layout) | client | extra
 
 
@@ -425,7 +425,8 @@ def _serve(context: Context) -> None:
     command, cwd = service.command(context.port("service"))
     index_root = _index_root(context)
     tag = service.indexed_model(index_root).get("tag") or context.params.serve.model_tag
-    serve_env = service.serve_env(context.env, layout, options.params_file, index_root, tag)
+    base = context.env | query_log_env(context.port("postgres"), layout.pgpass)
+    serve_env = service.serve_env(base, layout, options.params_file, index_root, tag)
     _start(context, "service", command, cwd, serve_env)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.stack import airflow, mlflow, postgres, processes, service
-from infra.stack.config import LOOPBACK, Layout, StackError
+from infra.stack.config import DATABASES, LOOPBACK, Layout, StackError
 from infra.stack.credentials import read_account
 from infra.stack.state import State, load_state
 
@@ -39,9 +39,7 @@ def _postgres(layout: Layout, state: State) -> dict[str, Any]:
         "healthy": healthy,
         "credentials": _credentials(layout, "postgres"),
         "pid": pid,
-        "databases": {
-            db: _credentials(layout, f"db-{db}") for db in ("mlflow", "mlflow_auth", "airflow")
-        },
+        "databases": {db: _credentials(layout, f"db-{db}") for db in DATABASES},
     }
 
 

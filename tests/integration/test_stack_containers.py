@@ -4,9 +4,9 @@ a container of the pipeline image (both rebuilt from the checkout by ``up``), on
 network. One stack for the module, on a smoke project with the repository's DAGs, on free
 ports, its state in a folder only root can enter (no host user needs to reach it): up, a
 second up that reuses the containers, the retraining DAG run inside the scheduler's
-container, an up that serves its @champion from a container, and a down that leaves no
-container. Skipped where no container engine runs containers (processes are
-test_stack.py's)."""
+container, an up that serves its @champion from a container (its searches logged in the
+stack's PostgreSQL), and a down that leaves no container. Skipped where no container
+engine runs containers (processes are test_stack.py's)."""
 
 from __future__ import annotations
 
@@ -139,6 +139,38 @@ def test_c_the_dag_runs_in_the_scheduler_container_and_up_serves_its_champion(
         timeout=60,
     )
     assert hits.status_code == 200, hits.text
+    assert logged_query(status, hits.json()["query_id"]) == "a river crosses the fields"
+
+
+def logged_query(status: dict[str, Any], query_id: str, timeout: float = 30.0) -> str | None:
+    """The query's text in the stack's query log (PostgreSQL, database querylog), once the
+    service's writer has written it (it batches for feedback.query_log.linger_s)."""
+    import json
+
+    import psycopg2
+
+    account = json.loads(Path(status["postgres"]["databases"]["querylog"]).read_text())
+    port = int(status["postgres"]["url"].rsplit(":", 1)[1])
+    deadline = time.monotonic() + timeout
+    while True:
+        connection = psycopg2.connect(
+            host="127.0.0.1", port=port, dbname="querylog", user=account["username"],
+            password=account["password"], connect_timeout=10,
+        )  # fmt: skip
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT to_regclass('dove_query_log')")
+                found = None
+                if cursor.fetchone()[0] is not None:
+                    cursor.execute(
+                        "SELECT text FROM dove_query_log WHERE query_id = %s", (query_id,)
+                    )
+                    found = cursor.fetchone()
+        finally:
+            connection.close()
+        if found is not None or time.monotonic() > deadline:
+            return found[0] if found else None
+        time.sleep(1)
 
 
 def test_d_down_leaves_no_container(stack: dict[str, Any]) -> None:

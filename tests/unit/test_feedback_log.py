@@ -183,3 +183,24 @@ def test_bad_marks_are_refused(body: dict[str, object], message: str) -> None:
     with pytest.raises(FeedbackRefused, match=message) as refused:
         Mark.parse(body["query_id"], body["image_id"], body["relevant"])
     assert refused.value.status == 400
+
+
+def test_the_environment_picks_the_store_over_params(tmp_path: Path) -> None:
+    """`dove stack` sets DOVE_QUERYLOG_STORE=postgres for the service and its tasks."""
+    from dove_model.errors import ConfigError
+    from dove_model.feedback.postgres import PostgresStore
+    from dove_model.feedback.store import open_store
+
+    params = QueryLogParams(dir=str(tmp_path / "log"))
+    assert isinstance(open_store(params, {}), FileStore)
+    with pytest.raises(ConfigError, match=r"\$DOVE_QUERYLOG_DSN is not set"):
+        open_store(params, {"DOVE_QUERYLOG_STORE": "postgres"})
+    with pytest.raises(ConfigError, match="use one of files, postgres"):
+        open_store(params, {"DOVE_QUERYLOG_STORE": "sqlite"})
+    dsn = "postgresql://querylog@127.0.0.1:1/querylog"  # connects on first use only
+    store = open_store(params, {"DOVE_QUERYLOG_STORE": "postgres", "DOVE_QUERYLOG_DSN": dsn})
+    assert isinstance(store, PostgresStore)
+    store.close()
+    postgres_params = QueryLogParams(store="postgres")
+    files = {"DOVE_QUERYLOG_STORE": "files", "DOVE_QUERYLOG_DIR": str(tmp_path)}
+    assert isinstance(open_store(postgres_params, files), FileStore)
