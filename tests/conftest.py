@@ -158,6 +158,13 @@ def start_mlflow_server() -> Callable[..., contextlib.AbstractContextManager[str
     return running_mlflow_server
 
 
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` (sqlite store, served artifacts) for the module's tests."""
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), timeout=120) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def container_engine():
     """The installed container engine (`make test` installs podman); skip where none is."""

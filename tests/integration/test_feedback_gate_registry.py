@@ -14,7 +14,6 @@ feedback gate can tell them apart.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +41,6 @@ def project(smoke_trained: tuple[Path, Params]) -> tuple[Path, Params]:
     root, _ = smoke_trained
     write_smoke_project(root, {"register": {"gates": {"max_regression": TOLERANCE}}})
     return root, load_params(root / "params.yaml")
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(
-    tmp_path_factory: pytest.TempPathFactory, start_mlflow_server: Callable[..., Any]
-) -> Iterator[str]:
-    with start_mlflow_server(tmp_path_factory.mktemp("mlflow-feedback"), timeout=120) as url:
-        yield url
 
 
 def _scores(model_dir: Path, texts: list[str], images: list[Path]) -> np.ndarray:

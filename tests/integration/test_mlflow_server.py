@@ -12,9 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -35,14 +33,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore")]
 def trained(smoke_trained: tuple[Path, Params]) -> tuple[Path, Params]:
     """A smoke project with a prepared dataset and a model trained for one epoch."""
     return smoke_trained
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(
-    tmp_path_factory: pytest.TempPathFactory, start_mlflow_server: Callable[..., Any]
-) -> Iterator[str]:
-    with start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), timeout=120) as url:
-        yield url
 
 
 def _register(root: Path, params: Params, mr: float):
