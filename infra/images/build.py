@@ -123,6 +123,10 @@ def debian_rootfs(engine: Engine, settings: ImageSettings) -> None:
 
 def _build(engine: Engine, dockerfile: Path, tag: str, args: dict[str, str], *extra: str) -> None:
     command = ["build", "-f", str(dockerfile), *build_args(args), *extra, "-t", tag]
+    if "REVISION" in args:
+        # buildah's layer cache keys a LABEL on its text, not on the build argument in it: a
+        # rebuild of the same content at a new commit would keep the old commit's label
+        command += ["--label", f"org.opencontainers.image.revision={args['REVISION']}"]
     if engine.name != "docker":
         command += ["--layers"]
     ignore = dockerfile.with_name(dockerfile.name + ".dockerignore")
